@@ -1,0 +1,59 @@
+"""fastgc: check hand-written gradients against finite differences of the cost, fast.
+
+Public API
+----------
+check                   estimate the gradient numerically and compare it with yours
+assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
+CheckResult             what ``check`` returns
+MLP                     fastgc's dense network (the exercise's, any depth); a cost for ``check``
+batched                 mark a cost as accepting a leading batch axis (the stacked engine)
+gradient_check          the exercise's 1-D check
+gradient_check_n        the exercise's N-D check, with fast engines on request
+gc_utils                drop-in for the exercise's helper module
+
+Everything not listed in ``__all__`` is private and may change. Importing fastgc does not
+compile any numba kernel: kernels compile (or load from cache) on first use.
+"""
+
+from ._version import __version__
+
+__all__ = [
+    "CheckResult",
+    "MLP",
+    "__version__",
+    "assert_gradients_close",
+    "batched",
+    "check",
+    "gc_utils",
+    "gradient_check",
+    "gradient_check_n",
+]
+
+# Resolved lazily (PEP 562) so that ``import fastgc`` and ``fastgc --help`` stay light: numba
+# and scipy are imported only when a checking function is first used.
+_LAZY = {
+    "check": "._check",
+    "assert_gradients_close": "._check",
+    "CheckResult": "._result",
+    "MLP": "._mlp",
+    "batched": "._objective",
+    "gradient_check": "._exercise",
+    "gradient_check_n": "._exercise",
+}
+
+
+def __getattr__(name):
+    if name == "gc_utils":
+        from . import gc_utils
+
+        return gc_utils
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(_LAZY[name], __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'fastgc' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

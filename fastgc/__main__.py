@@ -1,0 +1,5 @@
+"""``python -m fastgc``: the same program as the ``fastgc`` command."""
+
+from ._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Diagnosis: what kind of wrong a failing block's gradient is.
+
+Each rule looks for one pattern a backprop bug typically leaves: a constant factor (a missing
+``1/m``, a stray ``* 2``, a sign), a transposed matrix, or a few wrong rows, columns or
+entries. The first rule that explains the block wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A block is "c x the numeric gradient" when the best-fitting c leaves a residual below this
+# fraction of the analytic block's norm: far above finite-difference noise (~1e-8), far below
+# the residual of an unrelated gradient (~1).
+_FIT_RESIDUAL = 1e-3
+_LISTED = 5
+
+
+def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray,
+             checked: np.ndarray | None = None) -> str:
+    """A one-line description of how ``analytic`` departs from ``numeric`` in ``block``.
+
+    Parameters
+    ----------
+    block : Block
+        The parameter block (for its name and shape).
+    analytic, numeric : ndarray
+        The block's checked entries, flat, in the block's C order.
+    wrong : ndarray of bool
+        Which checked entries disagree beyond tolerance.
+    checked : ndarray of int, optional
+        Local (in-block) indices of the checked entries; all of them when None.
+    """
+    name = block.name
+    gname = f"d{name}" if name.isidentifier() else f"grad{name}"
+    g, a = analytic, numeric
+    gnorm, anorm = np.linalg.norm(g), np.linalg.norm(a)
+    if anorm == 0.0:
+        return f"{gname} is nonzero where the numeric gradient is zero"
+    if gnorm == 0.0:
+        return f"{gname} is zero where the numeric gradient is not"
+    factor = float(np.dot(g, a) / np.dot(a, a))
+    if np.linalg.norm(g - factor * a) <= _FIT_RESIDUAL * gnorm:
+        if abs(factor + 1.0) < 1e-3:
+            return f"{gname} has the wrong sign (-1 x the numeric gradient)"
+        return f"{gname} is {factor:.4g} x the numeric gradient"
+    full = checked is None or len(checked) == block.size
+    shape = block.shape
+    if full and len(shape) == 2 and shape[0] == shape[1] > 1:
+        at = a.reshape(shape).T.ravel()
+        if np.linalg.norm(g - at) <= _FIT_RESIDUAL * gnorm:
+            return f"{gname} is transposed (it matches the numeric gradient's transpose)"
+    local = np.arange(block.size) if checked is None else np.asarray(checked)
+    if full and len(shape) == 2 and min(shape) > 1:
+        rows_bad = np.unique(np.unravel_index(local[wrong], shape)[0])
+        cols_bad = np.unique(np.unravel_index(local[wrong], shape)[1])
+        wrong2 = wrong.reshape(shape)
+        if len(rows_bad) < shape[0] and all(wrong2[r].all() for r in rows_bad):
+            return f"rows {_short(rows_bad)} of {gname} disagree; the other rows agree"
+        if len(cols_bad) < shape[1] and all(wrong2[:, c].all() for c in cols_bad):
+            return f"columns {_short(cols_bad)} of {gname} disagree; the other columns agree"
+    n_wrong = int(np.count_nonzero(wrong))
+    if 0 < n_wrong < len(g):
+        names = [block.entry_name(int(i)) for i in local[wrong][:_LISTED]]
+        more = f" and {n_wrong - _LISTED} more" if n_wrong > _LISTED else ""
+        return f"{n_wrong} of {len(g)} entries disagree: {', '.join(names)}{more}"
+    return f"{gname} disagrees with the numeric gradient throughout (no simple pattern)"
+
+
+def _short(values) -> str:
+    values = [int(v) for v in values]
+    if len(values) > _LISTED:
+        return f"[{', '.join(map(str, values[:_LISTED]))}, ...] ({len(values)})"
+    return str(values)

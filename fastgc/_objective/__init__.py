@@ -1,0 +1,103 @@
+"""Engines: how a batch of perturbed costs is evaluated.
+
+``make_objective`` picks the engine for a cost; every engine returns cost differences
+``J(theta + p) - J(theta)`` for batches of perturbations (see ``_base``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ._base import CostError, Objective
+
+__all__ = ["ENGINES", "CostError", "Objective", "batched", "make_objective"]
+
+ENGINES = ("auto", "loop", "stacked", "numba", "network")
+
+
+def batched(cost):
+    """Mark ``cost`` as batch-aware, for the stacked engine.
+
+    A batch-aware cost accepts parameters whose arrays carry a leading batch axis (``W`` of
+    shape ``(B, n, k)`` instead of ``(n, k)``; ``np.matmul`` broadcasts over it) and returns a
+    float64 array of ``B`` costs. ``engine="auto"`` uses the stacked engine for marked costs.
+
+    Parameters
+    ----------
+    cost : callable
+        ``cost(params, *args)`` as above.
+
+    Returns
+    -------
+    callable
+        ``cost`` itself, with the attribute ``fastgc_batched = True``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgc
+    >>> @fastgc.batched
+    ... def cost(w, x):
+    ...     return 0.5 * np.sum((w @ x) ** 2, axis=(-2, -1))
+    >>> cost.fastgc_batched
+    True
+    """
+    if not callable(cost):
+        raise TypeError(f"batched expects a callable cost, not {type(cost).__name__}")
+    cost.fastgc_batched = True
+    return cost
+
+
+def make_objective(cost, layout, theta, args, engine="auto", max_memory=None):
+    """The objective that evaluates ``cost`` with the requested engine.
+
+    ``engine="auto"`` picks network (an ``MLP``) > numba (an ``njit``-compiled cost) > stacked
+    (a cost marked with :func:`batched`) > loop.
+    """
+    kind = _engine_for(cost, engine)
+    if kind == "network":
+        from ._network import NetworkObjective
+
+        return NetworkObjective(cost, layout, theta, args, max_memory=max_memory)
+    if kind == "numba":
+        from ._numba import NumbaObjective
+
+        return NumbaObjective(cost, layout, theta, args, max_memory=max_memory)
+    if kind == "stacked":
+        from ._stacked import StackedObjective
+
+        return StackedObjective(cost, layout, theta, args, max_memory=max_memory)
+    from ._loop import LoopObjective
+
+    return LoopObjective(cost, layout, theta, args)
+
+
+def _is_mlp(cost) -> bool:
+    # An MLP exists only if its module was imported: no need to import it (and numba) here.
+    mlp_module = sys.modules.get("fastgc._mlp")
+    return mlp_module is not None and isinstance(cost, mlp_module.MLP)
+
+
+def _is_numba(cost) -> bool:
+    # numba dispatchers are recognised without importing numba (keeps `import fastgc` light).
+    return type(cost).__module__.startswith("numba") and hasattr(cost, "py_func")
+
+
+def _engine_for(cost, engine: str) -> str:
+    if engine == "auto":
+        if _is_mlp(cost):
+            return "network"
+        if _is_numba(cost):
+            return "numba"
+        if getattr(cost, "fastgc_batched", False):
+            return "stacked"
+        return "loop"
+    if engine == "network" and not _is_mlp(cost):
+        raise ValueError(
+            f"engine='network' needs a fastgc.MLP as the cost, got {type(cost).__name__}"
+        )
+    if engine == "numba" and not _is_numba(cost):
+        raise ValueError(
+            "engine='numba' needs a cost compiled with numba.njit, "
+            f"cost(theta, *args) -> float; got {type(cost).__name__}"
+        )
+    return engine

@@ -1,0 +1,105 @@
+"""The objective: the cost as the checker sees it.
+
+An objective answers batches of requests "J at theta + step * e_index" with the cost
+*differences* ``J(theta + step * e_index) - J(theta)``. Every engine returns differences, so a
+scheme combines them the same way whichever engine ran; an engine that can compute the
+difference more precisely than by subtracting two totals (the network engine sums per-sample
+differences) simply does so.
+
+For a pair of steps +h and -h, ``(d_plus - d_minus)`` equals ``J_plus - J_minus`` bit for bit
+when the differences are computed by subtraction (Sterbenz: differences of nearby floats are
+exact), so the loop engine reproduces the exercise's numbers exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class CostError(ValueError):
+    """The user's cost returned something that is not a finite real scalar."""
+
+
+class Objective:
+    """Base class of the engines.
+
+    Attributes
+    ----------
+    name : str
+        The engine's name, reported in the result.
+    noise : float
+        Estimated absolute rounding error of one returned difference; schemes turn it into
+        an error estimate of the derivative.
+    nfev : int
+        Cost evaluations performed so far (one per perturbed point; the base point counts
+        too).
+    """
+
+    name = "abstract"
+
+    def __init__(self, layout, theta: np.ndarray):
+        self.layout = layout
+        self.theta = theta  # fastgc's own copy; never the user's arrays
+        self.nfev = 0
+        self.base_cost = math.nan
+        self.noise = 0.0
+
+    def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """``J(theta + step[j] * e_{index[j]}) - J(theta)`` for each j (float64 array)."""
+        raise NotImplementedError
+
+    def along_directions(self, directions, step: np.ndarray) -> np.ndarray:
+        """``J(theta + step[j] * v_j) - J(theta)`` for sparse directions.
+
+        ``directions`` is a sequence of ``(indices, values)`` pairs, one per request.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release scratch memory; the objective is not used afterwards."""
+
+
+def as_cost_value(value, where: str) -> float:
+    """The float in ``value`` (a scalar, or a tuple whose first item is one), or CostError."""
+    if isinstance(value, tuple):
+        if not value:
+            raise CostError(f"cost returned an empty tuple {where}")
+        value = value[0]
+    if value is None:
+        raise CostError(f"cost returned None {where}; it must return a float")
+    if isinstance(value, (str, bytes)):
+        raise CostError(f"cost returned a string {value!r} {where}; it must return a float")
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        raise CostError(
+            f"cost returned an array of shape {value.shape} {where}; it must return a "
+            "scalar (use .item() or np.sum)"
+        )
+    if np.iscomplexobj(value):
+        raise CostError(f"cost returned a complex value {value!r} {where}")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise CostError(
+            f"cost returned {type(value).__name__} {where}; it must return a float"
+        ) from None
+    if not math.isfinite(result):
+        raise CostError(f"cost returned {result} {where}")
+    return result
+
+
+def describe_point(layout, index: int, step: float) -> str:
+    """``"at W2[1, 3] + 1e-07"``: where a perturbed cost was evaluated, for error messages."""
+    sign = "+" if step >= 0 else "-"
+    return f"at {layout.coordinate_name(index)} {sign} {abs(step):.3g}"
+
+
+def rounding_noise(base_cost: float) -> float:
+    """Estimated rounding error of ``J(theta + p) - J(theta)`` evaluated by subtraction.
+
+    A cost summed over many terms carries a rounding error of a few ulps of its magnitude;
+    8 ulps is a deliberately generous figure (schemes multiply by a safety factor on top), so
+    that noise never passes for a wrong gradient.
+    """
+    return 8.0 * np.finfo(np.float64).eps * max(abs(base_cost), np.finfo(np.float64).tiny)

@@ -1,0 +1,78 @@
+"""The loop engine: one call of the user's cost per perturbed point.
+
+The reference engine and the ground truth the fast engines are tested against. It perturbs one
+working copy of the parameters in place and restores it after each call, so the parameter
+structure is built once (views into the working vector), never per call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Objective, as_cost_value, describe_point, rounding_noise
+
+
+class LoopObjective(Objective):
+    """Evaluate any Python cost ``cost(params, *args)``, one point at a time."""
+
+    name = "loop"
+
+    def __init__(self, cost, layout, theta, args=()):
+        super().__init__(layout, theta)
+        self._cost = cost
+        self._args = args
+        self._work = theta.copy()
+        self._params = layout.unflatten(self._work)
+        self.base_cost = self._call("at the unperturbed parameters")
+        self.noise = rounding_noise(self.base_cost)
+
+    def _call(self, where) -> float:
+        self.nfev += 1
+        try:
+            value = self._cost(self._params, *self._args)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"fastgc: raised by the cost {where}")
+            raise
+        return as_cost_value(value, where)
+
+    def at_coordinates(self, index, step):
+        out = np.empty(len(index), dtype=np.float64)
+        work, base = self._work, self.base_cost
+        for j in range(len(index)):
+            i = int(index[j])
+            original = work[i]
+            work[i] = original + step[j]
+            try:
+                out[j] = self._call_at(i, step[j]) - base
+            finally:
+                # Restored whatever happens (an exception, Ctrl-C): the next point, and any
+                # later use of the working copy, starts from theta again.
+                work[i] = original
+        return out
+
+    def _call_at(self, i, step):
+        # The location string is only built when needed (errors), not per call.
+        self.nfev += 1
+        try:
+            value = self._cost(self._params, *self._args)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"fastgc: raised by the cost {describe_point(self.layout, i, step)}")
+            raise
+        try:
+            return as_cost_value(value, "")
+        except ValueError:
+            return as_cost_value(value, describe_point(self.layout, i, step))
+
+    def along_directions(self, directions, step):
+        out = np.empty(len(directions), dtype=np.float64)
+        work = self._work
+        for j, (indices, values) in enumerate(directions):
+            saved = work[indices].copy()
+            work[indices] = saved + step[j] * values
+            try:
+                out[j] = self._call(f"along direction {j} (step {step[j]:.3g})") - self.base_cost
+            finally:
+                work[indices] = saved
+        return out

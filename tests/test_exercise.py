@@ -1,0 +1,221 @@
+"""The exercise, reproduced: its code cells run against fastgc.gc_utils, and fastgc's checks
+called in their place, give the exercise's numbers.
+
+The exercise's code is pasted below as written (only the import changed); it is the reference.
+"""
+
+import numpy as np
+import pytest
+
+import fastgc
+from fastgc.gc_utils import (
+    dictionary_to_vector,
+    gradients_to_vector,
+    relu,
+    sigmoid,
+    vector_to_dictionary,
+)
+
+EXPECTED_VALUES = [0.2850931567761623, 1.1890913024229996e-07]
+
+
+# ---- the exercise's cells, verbatim but for the import ------------------------------------
+def forward_propagation_n(X, Y, parameters):
+    m = X.shape[1]
+    W1 = parameters["W1"]
+    b1 = parameters["b1"]
+    W2 = parameters["W2"]
+    b2 = parameters["b2"]
+    W3 = parameters["W3"]
+    b3 = parameters["b3"]
+    Z1 = np.dot(W1, X) + b1
+    A1 = relu(Z1)
+    Z2 = np.dot(W2, A1) + b2
+    A2 = relu(Z2)
+    Z3 = np.dot(W3, A2) + b3
+    A3 = sigmoid(Z3)
+    log_probs = np.multiply(-np.log(A3), Y) + np.multiply(-np.log(1 - A3), 1 - Y)
+    cost = 1. / m * np.sum(log_probs)
+    cache = (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3)
+    return cost, cache
+
+
+def backward_propagation_n(X, Y, cache, fixed=False):
+    # fixed=False is the exercise's cell exactly; fixed=True removes its two bugs.
+    m = X.shape[1]
+    (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3) = cache
+    dZ3 = A3 - Y
+    dW3 = 1. / m * np.dot(dZ3, A2.T)
+    db3 = 1. / m * np.sum(dZ3, axis=1, keepdims=True)
+    dA2 = np.dot(W3.T, dZ3)
+    dZ2 = np.multiply(dA2, np.int64(A2 > 0))
+    dW2 = 1. / m * np.dot(dZ2, A1.T) * (1 if fixed else 2)
+    db2 = 1. / m * np.sum(dZ2, axis=1, keepdims=True)
+    dA1 = np.dot(W2.T, dZ2)
+    dZ1 = np.multiply(dA1, np.int64(A1 > 0))
+    dW1 = 1. / m * np.dot(dZ1, X.T)
+    db1 = (1. if fixed else 4.) / m * np.sum(dZ1, axis=1, keepdims=True)
+    gradients = {"dZ3": dZ3, "dW3": dW3, "db3": db3,
+                 "dA2": dA2, "dZ2": dZ2, "dW2": dW2, "db2": db2,
+                 "dA1": dA1, "dZ1": dZ1, "dW1": dW1, "db1": db1}
+    return gradients
+
+
+def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False):
+    parameters_values, _ = dictionary_to_vector(parameters)
+    grad = gradients_to_vector(gradients)
+    num_parameters = parameters_values.shape[0]
+    J_plus = np.zeros((num_parameters, 1))
+    J_minus = np.zeros((num_parameters, 1))
+    gradapprox = np.zeros((num_parameters, 1))
+    for i in range(num_parameters):
+        theta_plus = np.copy(parameters_values)
+        theta_plus[i] += epsilon
+        J_plus[i], _ = forward_propagation_n(X, Y, vector_to_dictionary(theta_plus))
+        theta_minus = np.copy(parameters_values)
+        theta_minus[i] -= epsilon
+        J_minus[i], _ = forward_propagation_n(X, Y, vector_to_dictionary(theta_minus))
+        gradapprox[i] = (J_plus[i] - J_minus[i]) / (2 * epsilon)
+    numerator = np.linalg.norm(grad - gradapprox)
+    denominator = np.linalg.norm(grad) + np.linalg.norm(gradapprox)
+    difference = numerator / denominator
+    if print_msg:
+        if difference > 2e-7:
+            print("There is a mistake in the backward propagation! difference = "
+                  + str(difference))
+        else:
+            print("Your backward propagation works perfectly fine! difference = "
+                  + str(difference))
+    return difference
+
+
+def exercise_setup():
+    rng = np.random.RandomState(1)  # the stream of the exercise's np.random.seed(1)
+    X = rng.randn(4, 3)
+    Y = np.array([1, 1, 0])
+    W1 = rng.randn(5, 4)
+    b1 = rng.randn(5, 1)
+    W2 = rng.randn(3, 5)
+    b2 = rng.randn(3, 1)
+    W3 = rng.randn(1, 3)
+    b3 = rng.randn(1, 1)
+    parameters = {"W1": W1, "b1": b1, "W2": W2, "b2": b2, "W3": W3, "b3": b3}
+    return X, Y, parameters
+
+
+# ---- the tests ----------------------------------------------------------------------------
+@pytest.mark.parametrize("fixed, expected", [(False, EXPECTED_VALUES[0]),
+                                             (True, EXPECTED_VALUES[1])])
+def test_exercise_cells_with_fastgc_gc_utils(fixed, expected, capsys):
+    X, Y, parameters = exercise_setup()
+    cost, cache = forward_propagation_n(X, Y, parameters)
+    gradients = backward_propagation_n(X, Y, cache, fixed)
+    difference = gradient_check_n(parameters, gradients, X, Y, 1e-7, True)
+    assert not (type(difference) == np.ndarray)
+    assert np.isclose(difference, expected)
+    assert np.any(np.isclose(difference, EXPECTED_VALUES))
+    assert ("mistake" in capsys.readouterr().out) is not fixed
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+@pytest.mark.parametrize("use_forward", [True, False], ids=["user-forward", "forward=None"])
+def test_fastgc_gradient_check_n_gives_the_exercise_numbers_to_the_bit(fixed, use_forward):
+    X, Y, parameters = exercise_setup()
+    cost, cache = forward_propagation_n(X, Y, parameters)
+    gradients = backward_propagation_n(X, Y, cache, fixed)
+    reference = gradient_check_n(parameters, gradients, X, Y, 1e-7)
+    difference = fastgc.gradient_check_n(
+        parameters, gradients, X, Y, 1e-7, forward=forward_propagation_n if use_forward else None
+    )
+    assert not (type(difference) == np.ndarray)
+    assert difference == reference  # bit for bit: the same arithmetic, the same order
+    assert np.isclose(difference, EXPECTED_VALUES[int(fixed)])
+    assert np.any(np.isclose(difference, EXPECTED_VALUES))
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_gradient_check_n_prints_the_exercise_verdict(fixed, capsys):
+    X, Y, parameters = exercise_setup()
+    _, cache = forward_propagation_n(X, Y, parameters)
+    gradients = backward_propagation_n(X, Y, cache, fixed)
+    fastgc.gradient_check_n(parameters, gradients, X, Y, print_msg=True)
+    out = capsys.readouterr().out
+    assert ("There is a mistake" in out) is not fixed
+    assert ("works perfectly fine" in out) is fixed
+
+
+def test_network_engine_gives_the_exercise_verdicts():
+    X, Y, parameters = exercise_setup()
+    _, cache = forward_propagation_n(X, Y, parameters)
+    buggy = backward_propagation_n(X, Y, cache)
+    fixed = backward_propagation_n(X, Y, cache, fixed=True)
+    d_buggy = fastgc.gradient_check_n(parameters, buggy, X, Y, engine="network")
+    d_fixed = fastgc.gradient_check_n(parameters, fixed, X, Y, engine="network")
+    assert d_buggy == pytest.approx(EXPECTED_VALUES[0], rel=1e-6)
+    assert d_fixed <= 2e-7  # rounding noise: may be smaller than the exercise's 1.19e-7
+
+
+def test_one_dimensional_check():
+    # J = theta * x, dJ/dtheta = x: the exact answer is 2 at x=2; the relative difference is the
+    # rounding of the difference quotient, |a - 2| / (2 + |a|), computed here independently.
+    x, theta, eps = 2, 4, 1e-7
+    approx = ((theta + eps) * x - (theta - eps) * x) / (2 * eps)
+    expected = abs(x - approx) / (abs(x) + abs(approx))
+    assert fastgc.gradient_check(x, theta) == pytest.approx(expected, rel=1e-12, abs=0)
+    assert 0 <= fastgc.gradient_check(x, theta) < 1e-8
+    with pytest.raises(ValueError, match="epsilon must be positive"):
+        fastgc.gradient_check(2, 4, epsilon=0)
+
+
+def test_buggy_backprop_diagnosis_names_the_blocks_and_factors():
+    X, Y, parameters = exercise_setup()
+    _, cache = forward_propagation_n(X, Y, parameters)
+    gradients = backward_propagation_n(X, Y, cache)
+    result = fastgc.check(lambda p, X, Y: forward_propagation_n(X, Y, p), gradients, parameters,
+                          X, Y)
+    assert not result.passed
+    failing = {name for name, b in result.blocks.items() if not b.passed}
+    assert failing == {"W2", "b1"}
+    assert "dW2 is 2 x" in result.blocks["W2"].diagnosis
+    assert "db1 is 4 x" in result.blocks["b1"].diagnosis
+    assert result.ignored_keys == ["dZ3", "dA2", "dZ2", "dA1", "dZ1"]
+
+
+@pytest.mark.parametrize("eps, threshold", [(None, None), (1e-7, 2e-7)])
+def test_fixed_backprop_passes_every_block(eps, threshold):
+    # With the exercise's eps, b1 and b3 have per-block differences of 3.3e-7 and 2.5e-7 (one
+    # entry, no averaging): the error model must keep them from failing.
+    X, Y, parameters = exercise_setup()
+    _, cache = forward_propagation_n(X, Y, parameters)
+    gradients = backward_propagation_n(X, Y, cache, fixed=True)
+    result = fastgc.check(lambda p, X, Y: forward_propagation_n(X, Y, p), gradients, parameters,
+                          X, Y, eps=eps, threshold=threshold)
+    assert result.passed, result.report()
+
+
+def test_gc_utils_round_trip_and_generalisation():
+    X, Y, parameters = exercise_setup()
+    theta, keys = dictionary_to_vector(parameters)
+    assert theta.shape == (47, 1)
+    assert keys[:20] == ["W1"] * 20 and keys[-1] == "b3"
+    back = vector_to_dictionary(theta)
+    for k in parameters:
+        np.testing.assert_array_equal(back[k], parameters[k])
+    deep = {"W1": np.ones((2, 3)), "b1": np.zeros((2, 1)), "W2": np.ones((4, 2)),
+            "b2": np.zeros((4, 1)), "W3": np.ones((2, 4)), "b3": np.zeros((2, 1)),
+            "W4": np.ones((1, 2)), "b4": np.zeros((1, 1))}
+    theta, keys = dictionary_to_vector(deep)
+    assert theta.shape == (6 + 2 + 8 + 4 + 8 + 2 + 2 + 1, 1)
+    for shapes in (deep, [3, 2, 4, 2, 1]):
+        back = vector_to_dictionary(theta, shapes)
+        assert list(back) == list(deep)
+        for k in deep:
+            np.testing.assert_array_equal(back[k], deep[k])
+    grads = {"d" + k: v for k, v in deep.items()} | {"dZ1": np.zeros(3)}
+    np.testing.assert_array_equal(gradients_to_vector(grads), theta)
+    with pytest.raises(ValueError, match="theta has 47 entries"):
+        vector_to_dictionary(np.zeros(47), [3, 2, 1])
+    with pytest.raises(ValueError, match="'b2' is missing"):
+        dictionary_to_vector({"W1": 1, "b1": 1, "W2": 1})
+    np.testing.assert_array_equal(relu(np.array([-1.0, 2.0])), [0.0, 2.0])
+    assert sigmoid(0.0) == 0.5
