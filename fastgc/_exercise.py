@@ -25,9 +25,10 @@ EXERCISE_THRESHOLD = 2e-7
 def _message(difference: float, threshold: float) -> str:
     color = _use_color()
     if difference > threshold:
-        text, code = f"There is a mistake in the backward propagation! difference = {difference}", "93"
+        text, code = "There is a mistake in the backward propagation!", "93"
     else:
-        text, code = f"Your backward propagation works perfectly fine! difference = {difference}", "92"
+        text, code = "Your backward propagation works perfectly fine!", "92"
+    text = f"{text} difference = {difference}"
     return f"\033[{code}m{text}\033[0m" if color else text
 
 

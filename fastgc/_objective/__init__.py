@@ -51,7 +51,8 @@ def make_objective(cost, layout, theta, args, engine="auto", max_memory=None):
     """The objective that evaluates ``cost`` with the requested engine.
 
     ``engine="auto"`` picks network (an ``MLP``) > numba (an ``njit``-compiled cost) > stacked
-    (a cost marked with :func:`batched`) > loop.
+    (a cost marked with :func:`batched`) > loop. A numba cost always receives the flat float64
+    parameter vector, whichever engine runs it.
     """
     kind = _engine_for(cost, engine)
     if kind == "network":
@@ -68,7 +69,7 @@ def make_objective(cost, layout, theta, args, engine="auto", max_memory=None):
         return StackedObjective(cost, layout, theta, args, max_memory=max_memory)
     from ._loop import LoopObjective
 
-    return LoopObjective(cost, layout, theta, args)
+    return LoopObjective(cost, layout, theta, args, flat=_is_numba(cost))
 
 
 def _is_mlp(cost) -> bool:

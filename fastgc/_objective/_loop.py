@@ -17,12 +17,14 @@ class LoopObjective(Objective):
 
     name = "loop"
 
-    def __init__(self, cost, layout, theta, args=()):
+    def __init__(self, cost, layout, theta, args=(), flat=False):
         super().__init__(layout, theta)
         self._cost = cost
         self._args = args
         self._work = theta.copy()
-        self._params = layout.unflatten(self._work)
+        # A numba cost takes the flat vector (``flat=True``); any other cost the user's
+        # structure, as views into the working vector.
+        self._params = self._work if flat else layout.unflatten(self._work)
         self.base_cost = self._call("at the unperturbed parameters")
         self.noise = rounding_noise(self.base_cost)
 

@@ -1,0 +1,89 @@
+"""The numba engine: a user cost compiled with ``numba.njit``, evaluated without the interpreter.
+
+The cost has the signature ``cost(theta, *args) -> float`` on a flat float64 vector (for a
+structured ``params``, the blocks concatenated in order, each raveled in C order). A parallel
+kernel splits the perturbed points among threads; each thread perturbs its own copy of theta in
+place and restores it after each call.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .._jit import jit
+from ._base import CostError, Objective, as_cost_value, describe_point, rounding_noise
+
+
+# The kernel takes the user's dispatcher as an argument, so numba specialises it per cost: it
+# compiles once per process and cost (its cache entry is keyed on the dispatcher's type, which
+# is new in every process). cache=True still saves the work for kernels that repeat.
+@jit(parallel=True)
+def _coordinate_deltas(cost, theta, index, step, base, args, n_groups):
+    """``out[j] = cost(theta + step[j] e_{index[j]}, *args) - base``, threads over groups."""
+    n = index.shape[0]
+    out = np.empty(n)
+    per_group = (n + n_groups - 1) // n_groups
+    for g in numba.prange(n_groups):
+        work = theta.copy()  # per-thread scratch
+        for j in range(g * per_group, min(n, (g + 1) * per_group)):
+            i = index[j]
+            original = work[i]
+            work[i] = original + step[j]
+            out[j] = cost(work, *args) - base
+            work[i] = original
+    return out
+
+
+class NumbaObjective(Objective):
+    """Evaluate an ``njit``-compiled ``cost(theta, *args)`` in a parallel numba kernel."""
+
+    name = "numba"
+
+    def __init__(self, cost, layout, theta, args=(), max_memory=None):
+        super().__init__(layout, theta)
+        self._cost = cost
+        self._args = tuple(args)
+        self.base_cost = self._call_python(theta.copy())
+        self.noise = rounding_noise(self.base_cost)
+
+    def _call_python(self, point, where="at the unperturbed parameters") -> float:
+        self.nfev += 1
+        try:
+            value = self._cost(point, *self._args)
+        except (numba.core.errors.TypingError, TypeError) as exc:
+            # Raised by numba before the cost runs: the arguments do not fit its signature.
+            first = str(exc).strip().splitlines()[0]
+            types = ", ".join(["float64[:]"] + [type(a).__name__ for a in self._args])
+            raise TypeError(
+                f"the numba cost cannot be compiled for cost(theta: {types}): {first}. "
+                "A numba cost takes the flat float64 parameter vector first, then *args."
+            ) from None
+        return as_cost_value(value, where)
+
+    def at_coordinates(self, index, step):
+        n = len(index)
+        if n == 0:
+            return np.empty(0)
+        n_groups = max(1, min(n, 4 * numba.get_num_threads()))
+        out = _coordinate_deltas(self._cost, self.theta, np.ascontiguousarray(index, np.int64),
+                                 np.ascontiguousarray(step, np.float64), self.base_cost,
+                                 self._args, n_groups)
+        self.nfev += n
+        bad = np.flatnonzero(~np.isfinite(out))
+        if bad.size:
+            j = int(bad[0])
+            raise CostError(f"cost returned {out[j] + self.base_cost} "
+                            f"{describe_point(self.layout, int(index[j]), float(step[j]))}")
+        return out
+
+    def along_directions(self, directions, step):
+        out = np.empty(len(directions))
+        work = self.theta.copy()
+        for j, (indices, values) in enumerate(directions):
+            work[indices] = self.theta[indices] + step[j] * values
+            value = self._call_python(work, f"along direction {j}")
+            out[j] = value - self.base_cost
+            work[indices] = self.theta[indices]
+        return out
+
