@@ -1,0 +1,72 @@
+"""The network engine: fastgc's own :class:`~fastgc.MLP`, checked by structure.
+
+The cost is an ``MLP`` and the data ``X, Y``; the prefix-caching kernel of
+``fastgc._network_kernel`` evaluates every perturbed point from one cached forward pass (see
+that module). The user's parameter dict may list its keys in any order: coordinates are mapped
+onto the network's own flat order (W1, b1, ..., WL, bL) and back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Objective, as_cost_value, rounding_noise
+
+
+class NetworkObjective(Objective):
+    """Evaluate perturbed costs of an ``MLP`` with the prefix-caching numba kernel."""
+
+    name = "network"
+
+    def __init__(self, net, layout, theta, args=(), max_memory=None):
+        super().__init__(layout, theta)
+        if len(args) != 2:
+            raise TypeError(
+                f"the network engine needs the data, check(net, grads, params, X, Y); got "
+                f"{len(args)} extra argument(s) instead of X, Y"
+            )
+        if layout.kind != "dict":
+            raise TypeError("an MLP's params must be a dict {'W1': ..., 'b1': ...}, not a "
+                            f"{layout.kind}")
+        expected = dict(net.param_shapes())
+        unknown = [b.name for b in layout.blocks if b.key not in expected]
+        if unknown:
+            raise ValueError(f"params has keys the network does not have: {unknown!r} "
+                             f"(expected {list(expected)!r})")
+        params = layout.unflatten(theta)
+        self._net = net
+        self._X, self._Y = net._check_data(*args)
+        self._theta = net.flatten(params)  # validates every key and shape
+        # Where each of the layout's coordinates sits in the network's flat vector.
+        net_offsets, offset = {}, 0
+        for name, shape in net.param_shapes():
+            net_offsets[name] = offset
+            offset += int(np.prod(shape))
+        self._to_net = np.empty(layout.size, dtype=np.int64)
+        for b in layout.blocks:
+            self._to_net[b.offset : b.stop] = net_offsets[b.key] + np.arange(b.size)
+        self._max_memory = max_memory
+        self.base_cost = self._full_cost(self._theta, "at the unperturbed parameters")
+        self.noise = rounding_noise(self.base_cost)
+
+    def _full_cost(self, theta_net, where):
+        self.nfev += 1
+        return as_cost_value(self._net(self._net.unflatten(theta_net), self._X, self._Y), where)
+
+    def at_coordinates(self, index, step):
+        from .._network_kernel import coordinate_deltas
+
+        out = coordinate_deltas(self._net, self._theta, self._X, self._Y, self._to_net[index],
+                                step, max_memory=self._max_memory)
+        self.nfev += len(index)
+        return out
+
+    def along_directions(self, directions, step):
+        out = np.empty(len(directions))
+        work = self._theta.copy()
+        for j, (indices, values) in enumerate(directions):
+            net_indices = self._to_net[indices]
+            work[net_indices] = self._theta[net_indices] + step[j] * values
+            out[j] = self._full_cost(work, f"along direction {j}") - self.base_cost
+            work[net_indices] = self._theta[net_indices]
+        return out
