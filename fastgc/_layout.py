@@ -44,16 +44,15 @@ class Block:
         The array's shape.
     offset : int
         Position of the block's first entry in the flat vector.
+    size : int
+        Number of entries.
     """
 
     name: str
     key: object
     shape: tuple
     offset: int
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    size: int  # number of entries, prod(shape)
 
     @property
     def stop(self) -> int:
@@ -121,7 +120,8 @@ class Layout:
                 raise ValueError(f"{label} is empty (shape {array.shape}): nothing to check")
             if array.dtype == np.float32:
                 upcast.append(label)
-            blocks.append(Block(name, key, tuple(int(n) for n in array.shape), offset))
+            blocks.append(Block(name, key, tuple(int(n) for n in array.shape), offset,
+                                int(array.size)))
             arrays.append(array)
             offset += array.size
         layout = cls(kind, tuple(blocks), container)
