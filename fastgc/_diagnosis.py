@@ -32,7 +32,9 @@ def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray
         Local (in-block) indices of the checked entries; all of them when None.
     """
     name = block.name
-    gname = f"d{name}" if name.isidentifier() else f"grad{name}"
+    # "dW2" for a dict key or a single array; "grad[0]" for a list item, and for a key that
+    # "d" cannot prefix readably ("grad['my-w']", not "dmy-w").
+    gname = f"d{name}" if name.isidentifier() else f"grad[{block.key!r}]"
     g, a = analytic, numeric
     gnorm, anorm = np.linalg.norm(g), np.linalg.norm(a)
     if anorm == 0.0:
@@ -55,15 +57,20 @@ def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray
         rows_bad = np.unique(np.unravel_index(local[wrong], shape)[0])
         cols_bad = np.unique(np.unravel_index(local[wrong], shape)[1])
         wrong2 = wrong.reshape(shape)
-        if len(rows_bad) < shape[0] and all(wrong2[r].all() for r in rows_bad):
+        # A block can fail with no entry wrong on its own (its entries' small errors add up):
+        # then there are no bad rows to name, and "rows []" would mislead.
+        if 0 < len(rows_bad) < shape[0] and all(wrong2[r].all() for r in rows_bad):
             return f"rows {_short(rows_bad)} of {gname} disagree; the other rows agree"
-        if len(cols_bad) < shape[1] and all(wrong2[:, c].all() for c in cols_bad):
+        if 0 < len(cols_bad) < shape[1] and all(wrong2[:, c].all() for c in cols_bad):
             return f"columns {_short(cols_bad)} of {gname} disagree; the other columns agree"
     n_wrong = int(np.count_nonzero(wrong))
     if 0 < n_wrong < len(g):
         names = [block.entry_name(int(i)) for i in local[wrong][:_LISTED]]
         more = f" and {n_wrong - _LISTED} more" if n_wrong > _LISTED else ""
         return f"{n_wrong} of {len(g)} entries disagree: {', '.join(names)}{more}"
+    if n_wrong == 0:
+        return (f"{gname} is off by small amounts throughout: no entry fails on its own, but "
+                "together they exceed the threshold")
     return f"{gname} disagrees with the numeric gradient throughout (no simple pattern)"
 
 

@@ -136,6 +136,8 @@ class CheckResult:
 
     def worst(self, k: int = 5) -> list[Entry]:
         """The ``k`` checked coordinates that disagree most, relative to their tolerance."""
+        if int(k) < 0:
+            raise ValueError(f"k must be >= 0, not {k}")
         if not self._entries:
             return []
         names, g, a, err, score = self._entries
@@ -161,7 +163,7 @@ class CheckResult:
             f"  {self.method} differences ({self.step}), engine {self.engine}, "
             f"{self.nfev} cost evaluations, {_seconds(self.seconds)}",
         ]
-        width = max(5, *(len(n) for n in self.blocks))
+        width = max([5, *(len(n) for n in self.blocks)])  # max(5) alone would raise
         lines.append(f"  {'block':<{width}}  {'checked':>8}  {'difference':>10}  verdict")
         for b in self.blocks.values():
             verdict = (_paint("ok", "32", color) if b.passed
@@ -227,7 +229,7 @@ def build_result(layout, index, analytic, estimate, threshold, *, nfev, seconds,
 
 
 def _use_color() -> bool:
-    if "NO_COLOR" in os.environ:
+    if os.environ.get("NO_COLOR"):  # no-color.org: set and not empty
         return False
     stream = sys.stdout
     return hasattr(stream, "isatty") and stream.isatty()
