@@ -1,0 +1,637 @@
+"""Finite differences of an `MLP` cost by structure: the dense-network engine's kernel.
+
+For a perturbation ``theta + h e_j`` of one weight ``W_l[i, k]`` (or bias ``b_l[i]``), the layers
+before ``l`` do not change and layer ``l`` changes in one row only::
+
+    dZ_l[i, s]  = h A_{l-1}[k, s]            (h for a bias)
+    dA_l[i, s]  = g_l(Z_l[i, s] + dZ_l[i, s]) - g_l(Z_l[i, s])
+    dZ_{l+1}    = W_{l+1}[:, i] dA_l[i, :]   (rank one)
+    dZ_{t+1}    = W_{t+1} dA_t,   dA_t = g_t(Z_t + dZ_t) - g_t(Z_t)     (t > l)
+
+so one forward pass at ``theta`` serves every perturbation, and only the *differences* travel
+through the later layers. The cost difference is summed from per-example differences
+``c_s(theta + h e_j) - c_s(theta)``, each evaluated with a formula that does not subtract two
+nearly equal costs (``log1p``/``expm1`` forms), so the result is the true finite difference with
+far less rounding error than ``J(theta + h e_j) - J(theta)`` computed from two totals.
+
+Work is skipped where it is exactly zero: examples whose changed quantity is 0 (a relu unit
+inactive on both sides, an input entry equal to 0) and units with ``dA == 0``.
+
+Piecewise-linear shortcut (exact, not a derivative): when every layer strictly between ``l`` and
+the output is relu, leaky relu or identity, and no pre-activation of those layers crosses 0 for
+example ``s``, then ``dZ_L[:, s] = dA_l[i, s] V[i, s]`` with
+``V[i, s] = W_L D_{L-1} W_{L-1} ... D_{l+1} W_{l+1}[:, i]`` (``D_t`` the diagonal of slopes at
+``Z_t[:, s]``). This is an identity of the piecewise-linear map, so the difference stays the
+exact finite difference. ``V`` and a margin ``T[i, s]`` (the largest ``|dA_l[i, s]|`` for which no
+unit in between can cross 0) are computed once per call; an example with
+``|dA_l[i, s]| >= T[i, s]`` takes the general path instead.
+
+This module imports numba; ``fastgc._mlp`` imports it only inside functions.
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+from fastgc._jit import jit
+
+__all__ = ["coordinate_deltas", "kink_mask"]
+
+# Integer codes shared with the kernels.
+_ACT_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "softmax": 5}
+_LOSS_CODES = {"bce": 0, "ce": 1, "mse": 2}
+_IDENTITY, _RELU, _LEAKY, _TANH, _SIGMOID, _SOFTMAX = 0, 1, 2, 3, 4, 5
+_BCE, _CE, _MSE = 0, 1, 2
+_LEAKY_SLOPE = 0.01
+
+_DEFAULT_MAX_MEMORY = 256 * 2**20
+
+# The margin T is shrunk by this factor so that rounding in V (a chain of dot products)
+# cannot let a crossing slip through; a crossing "missed" by less than that rounding changes
+# the result only at the rounding level anyway.
+_MARGIN_SAFETY = 1.0 - 1e-10
+
+
+# ---- scalar helpers --------------------------------------------------------------------
+
+
+@jit
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@jit
+def _softplus(x):
+    """log(1 + e^x) without overflow."""
+    return max(x, 0.0) + np.log1p(np.exp(-abs(x)))
+
+
+@jit
+def _act_diff(code, z, a, d):
+    """g(z + d) - g(z) for a hidden or mse-output activation, with ``a = g(z)`` cached.
+
+    Written so that no two nearly equal values of g are subtracted.
+    """
+    if d == 0.0:
+        return 0.0
+    if code == _IDENTITY:
+        return d
+    zn = z + d
+    if code == _RELU:
+        if z > 0.0:
+            return d if zn > 0.0 else -z
+        return zn if zn > 0.0 else 0.0
+    if code == _LEAKY:
+        if z > 0.0:
+            return d if zn > 0.0 else _LEAKY_SLOPE * zn - z
+        return zn - _LEAKY_SLOPE * z if zn > 0.0 else _LEAKY_SLOPE * d
+    if code == _TANH:
+        if abs(d) <= 1.0:
+            # tanh(z+d) - tanh(z) = tanh(d) sech^2(z) / (1 + tanh(z) tanh(d)); sech^2 from z
+            # itself, since 1 - tanh(z)^2 loses digits when |tanh(z)| is near 1. The
+            # denominator is >= 1 - tanh(1) here.
+            td = np.tanh(d)
+            c = np.cosh(z)
+            return td / (c * c) / (1.0 + a * td)
+        if max(abs(z), abs(zn)) < 350.0:
+            # = sinh(d) / (cosh(z+d) cosh(z)): no cancellation for any sign of z and d.
+            return np.sinh(d) / (np.cosh(zn) * np.cosh(z))
+        return np.tanh(zn) - a  # both saturated beyond double precision
+    # sigmoid: s(z+d) - s(z) = -s(z+d) s(-z) expm1(-d)
+    return -_sigmoid(zn) * _sigmoid(-z) * np.expm1(-d)
+
+
+@jit
+def _bce_diff(z, y, d):
+    """c(z + d) - c(z) for c(z) = softplus(z) - y z (bce on a sigmoid's logit)."""
+    if d == 0.0:
+        return 0.0
+    if abs(d) > 30.0:
+        # Not a small difference: the direct form is accurate and cannot overflow.
+        return _softplus(z + d) - _softplus(z) - y * d
+    if z >= 0.0:
+        # c = softplus(-z) + (1 - y) z keeps the log1p argument small for large z.
+        return np.log1p(_sigmoid(-z) * np.expm1(-d)) + (1.0 - y) * d
+    return np.log1p(_sigmoid(z) * np.expm1(d)) - y * d
+
+
+@jit
+def _expm1_small(d):
+    """expm1 for |d| < 1e-3 by its Taylor series; the omitted term is < 2e-22 |d|."""
+    return d * (
+        1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0 + d * (1.0 / 120.0 + d / 720.0))))
+    )
+
+
+@jit
+def _ce_diff(z, p, y, d, n, sy):
+    """(sum y) lse(z + d) - y.(z + d) - [(sum y) lse(z) - y.z] for softmax + ce.
+
+    ``z``, ``p`` (= softmax(z)), ``y`` and ``d`` are length-``n`` views; ``sy = sum(y)``.
+    """
+    dmax = 0.0
+    yd = 0.0
+    for c in range(n):
+        dmax = max(dmax, abs(d[c]))
+        yd += y[c] * d[c]
+    if dmax == 0.0:
+        return 0.0
+    if dmax <= 700.0:
+        # lse(z + d) - lse(z) = log1p(t), t = sum_c p_c expm1(d_c): no cancellation while
+        # 1 + t is not small (t near -1 needs large negative steps on the dominant logits).
+        t = 0.0
+        if dmax < 1e-3:
+            for c in range(n):
+                t += p[c] * _expm1_small(d[c])
+        else:
+            for c in range(n):
+                t += p[c] * np.expm1(d[c])
+        if t > -0.5:
+            return sy * np.log1p(t) - yd
+    # Steps that overflow expm1 or empty the dominant classes: the difference is not small,
+    # so two stable log-sum-exps suffice.
+    m0 = -np.inf
+    m1 = -np.inf
+    for c in range(n):
+        m0 = max(m0, z[c])
+        m1 = max(m1, z[c] + d[c])
+    s0 = 0.0
+    s1 = 0.0
+    for c in range(n):
+        s0 += np.exp(z[c] - m0)
+        s1 += np.exp(z[c] + d[c] - m1)
+    return sy * ((m1 - m0) + (np.log(s1) - np.log(s0))) - yd
+
+
+@jit
+def _head_vec(loss, act, z, a, y, d, n, sy):
+    """Per-example cost difference when the output logits change by the vector ``d``."""
+    if loss == _CE:
+        return _ce_diff(z, a, y, d, n, sy)
+    total = 0.0
+    if loss == _BCE:
+        for c in range(n):
+            if d[c] != 0.0:
+                total += _bce_diff(z[c], y[c], d[c])
+        return total
+    for c in range(n):
+        if d[c] != 0.0:
+            da = _act_diff(act, z[c], a[c], d[c])
+            total += da * (a[c] - y[c] + 0.5 * da)
+    return total
+
+
+@jit
+def _head_one(loss, act, z, a, y, i, d, n, sy):
+    """Per-example cost difference when only output logit ``i`` changes, by ``d``."""
+    if loss == _BCE:
+        return _bce_diff(z[i], y[i], d)
+    if loss == _MSE:
+        da = _act_diff(act, z[i], a[i], d)
+        return da * (a[i] - y[i] + 0.5 * da)
+    if d <= 700.0:
+        t = a[i] * (_expm1_small(d) if abs(d) < 1e-3 else np.expm1(d))
+        if t > -0.5:  # as in _ce_diff
+            return sy * np.log1p(t) - y[i] * d
+    dv = np.zeros(n)
+    dv[i] = d
+    return _ce_diff(z, a, y, dv, n, sy)
+
+
+@jit
+def _decode(idx, starts, dims):
+    """Flat index -> (layer l >= 1, unit i, input k); k = -1 for a bias."""
+    b = 0
+    while starts[b + 1] <= idx:
+        b += 1
+    layer = b // 2 + 1
+    local = idx - starts[b]
+    if b % 2 == 1:
+        return layer, local, -1
+    n_in = dims[layer - 1]
+    return layer, local // n_in, local % n_in
+
+
+@jit
+def _is_kinked(code):
+    return code == _RELU or code == _LEAKY
+
+
+@jit
+def _slope(code, z):
+    """Slope of a piecewise-linear activation on z's side of 0."""
+    if code == _IDENTITY or z > 0.0:
+        return 1.0
+    if code == _RELU:
+        return 0.0
+    return _LEAKY_SLOPE
+
+
+# ---- kernels ---------------------------------------------------------------------------
+
+
+@jit(parallel=True)
+def _linear_kernel(g0, g1, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
+    """V[g - g0, s] and margins T[g - g0, s] for the global units g0 <= g < g1.
+
+    Global unit ``g`` is unit ``i = g - gstart[l]`` of layer ``l`` (``gstart[l] <= g <
+    gstart[l + 1]``); only layers with the piecewise-linear shortcut own global units.
+    """
+    L = dims.size - 1
+    m = V.shape[1]
+    nL = dims[L]
+    nmax = 0
+    for t in range(dims.size):
+        nmax = max(nmax, dims[t])
+    for gg in prange(g1 - g0):
+        g = g0 + gg
+        layer = 1
+        while gstart[layer + 1] <= g:
+            layer += 1
+        i = g - gstart[layer]
+        u = np.empty(nmax)
+        w = np.empty(nmax)
+        for s in range(m):
+            thr = np.inf
+            n1 = dims[layer + 1]
+            row = wt_off[layer + 1] + i * n1
+            for c in range(n1):
+                u[c] = wt[row + c]
+            for t in range(layer + 1, L):
+                nt = dims[t]
+                if t > layer + 1:
+                    # u <- W_t u, accumulated as rows of W_t^T so the inner loop is contiguous
+                    for c in range(nt):
+                        w[c] = 0.0
+                    nprev = dims[t - 1]
+                    for j in range(nprev):
+                        uj = u[j]
+                        if uj != 0.0:
+                            base = wt_off[t] + j * nt
+                            for c in range(nt):
+                                w[c] += wt[base + c] * uj
+                    for c in range(nt):
+                        u[c] = w[c]
+                code = acts[t - 1]
+                zbase = zt_off[t] + s * nt
+                for c in range(nt):
+                    z = zt[zbase + c]
+                    if _is_kinked(code) and u[c] != 0.0:
+                        thr = min(thr, abs(z) / abs(u[c]))
+                    u[c] *= _slope(code, z)
+            nprev = dims[L - 1]
+            for c in range(nL):
+                w[c] = 0.0
+            for j in range(nprev):
+                uj = u[j]
+                if uj != 0.0:
+                    base = wt_off[L] + j * nL
+                    for c in range(nL):
+                        w[c] += wt[base + c] * uj
+            for c in range(nL):
+                V[gg, s, c] = w[c]
+            T[gg, s] = thr * _MARGIN_SAFETY
+
+
+@jit
+def _one_delta(
+    idx, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow, zrow_off,
+    zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0, g1, cur, nxt,
+):  # fmt: skip
+    """J(theta + h e_idx) - J(theta), with h the step as rounded into theta."""
+    L = dims.size - 1
+    m = yt.shape[0]
+    nL = dims[L]
+    out_act = acts[L - 1]
+    layer, i, k = _decode(idx, starts, dims)
+    w = theta[idx]
+    h = (w + step) - w  # the step the perturbed vector really takes
+    if h == 0.0:
+        return 0.0
+    n_l = dims[layer]
+    code = acts[layer - 1]
+    g = gstart[layer] + i
+    use_v = gstart[layer + 1] > gstart[layer] and g0 <= g < g1
+    total = 0.0
+    for s in range(m):
+        x = 1.0 if k < 0 else arow[arow_off[layer - 1] + k * m + s]
+        if x == 0.0:
+            continue
+        dz = h * x
+        zL = zt[zt_off[L] + s * nL : zt_off[L] + (s + 1) * nL]
+        aL = at[at_off[L] + s * nL : at_off[L] + (s + 1) * nL]
+        ys = yt[s]
+        if layer == L:
+            total += _head_one(loss, out_act, zL, aL, ys, i, dz, nL, sy[s])
+            continue
+        z = zrow[zrow_off[layer] + i * m + s]
+        a = at[at_off[layer] + s * n_l + i]
+        da = _act_diff(code, z, a, dz)
+        if da == 0.0:
+            continue
+        if layer == L - 1:
+            base = wt_off[L] + i * nL
+            for c in range(nL):
+                cur[c] = wt[base + c] * da
+            total += _head_vec(loss, out_act, zL, aL, ys, cur, nL, sy[s])
+            continue
+        if use_v and abs(da) < T[g - g0, s]:
+            for c in range(nL):
+                cur[c] = V[g - g0, s, c] * da
+            total += _head_vec(loss, out_act, zL, aL, ys, cur, nL, sy[s])
+            continue
+        # General path: push the differences through every later layer.
+        n1 = dims[layer + 1]
+        base = wt_off[layer + 1] + i * n1
+        for c in range(n1):
+            cur[c] = wt[base + c] * da
+        for t in range(layer + 1, L):
+            nt = dims[t]
+            tcode = acts[t - 1]
+            zb = zt_off[t] + s * nt
+            for c in range(nt):
+                cur[c] = _act_diff(tcode, zt[zb + c], at[zb + c], cur[c])
+            nn = dims[t + 1]
+            for c in range(nn):
+                nxt[c] = 0.0
+            for j in range(nt):
+                dj = cur[j]
+                if dj != 0.0:
+                    wb = wt_off[t + 1] + j * nn
+                    for c in range(nn):
+                        nxt[c] += wt[wb + c] * dj
+            for c in range(nn):
+                cur[c] = nxt[c]
+        total += _head_vec(loss, out_act, zL, aL, ys, cur, nL, sy[s])
+    total /= m
+    if k >= 0 and l2 != 0.0:
+        total += l2 / (2.0 * m) * (h * (2.0 * w + h))
+    return total
+
+
+@jit(parallel=True)
+def _deltas_kernel(
+    index, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow, zrow_off,
+    zt, zt_off, at, at_off, yt, wt, wt_off, gstart, V, T, g0, g1, nthreads, out,
+):  # fmt: skip
+    """out[j] = J(theta + step_j e_{index_j}) - J(theta), in parallel over perturbations."""
+    n = index.size
+    m = yt.shape[0]
+    nL = yt.shape[1]
+    nmax = 0
+    for t in range(dims.size):
+        nmax = max(nmax, dims[t])
+    sy = np.empty(m)
+    for s in range(m):
+        acc = 0.0
+        for c in range(nL):
+            acc += yt[s, c]
+        sy[s] = acc
+    # Strided blocks: consecutive perturbations cost alike (same layer), so striding balances
+    # the threads under prange's static schedule; one scratch pair per block.
+    # (nthreads comes from the caller: numba.get_num_threads inside a kernel defeats caching.)
+    nblocks = min(n, 4 * nthreads)
+    for b in prange(nblocks):
+        cur = np.empty(nmax)
+        nxt = np.empty(nmax)
+        for j in range(b, n, nblocks):
+            out[j] = _one_delta(
+                index[j], step[j], theta, starts, dims, acts, loss, l2, arow, arow_off,
+                zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T,
+                g0, g1, cur, nxt,
+            )  # fmt: skip
+
+
+@jit
+def _unit_keys(index, starts, dims, gstart):
+    """Global unit of each perturbation (-1 where it needs no V)."""
+    keys = np.empty(index.size, dtype=np.int64)
+    for j in range(index.size):
+        layer, i, _ = _decode(index[j], starts, dims)
+        keys[j] = gstart[layer] + i if gstart[layer + 1] > gstart[layer] else -1
+    return keys
+
+
+@jit(parallel=True)
+def _kink_kernel(index, step, theta, starts, dims, acts, arow, arow_off, zt, zt_off, at, wt,
+                 wt_off, m, out):  # fmt: skip
+    """out[j]: does theta + step_j e_{index_j} move a relu/leaky pre-activation across 0?
+
+    The general difference path of `_one_delta` with a sign test at every kinked unit.
+    """
+    n = index.size
+    L = dims.size - 1
+    nmax = 0
+    for t in range(dims.size):
+        nmax = max(nmax, dims[t])
+    for j in prange(n):
+        cur = np.empty(nmax)
+        nxt = np.empty(nmax)
+        layer, i, k = _decode(index[j], starts, dims)
+        w = theta[index[j]]
+        h = (w + step[j]) - w
+        crossed = False
+        for s in range(m):
+            x = 1.0 if k < 0 else arow[arow_off[layer - 1] + k * m + s]
+            for c in range(dims[layer]):
+                cur[c] = 0.0
+            cur[i] = h * x
+            for t in range(layer, L + 1):
+                nt = dims[t]
+                code = acts[t - 1]
+                zb = zt_off[t] + s * nt
+                for c in range(nt):
+                    z = zt[zb + c]
+                    if _is_kinked(code) and (z > 0.0) != (z + cur[c] > 0.0):
+                        crossed = True
+                    cur[c] = _act_diff(code, z, at[zb + c], cur[c])
+                if crossed or t == L:
+                    break
+                nn = dims[t + 1]
+                for c in range(nn):
+                    nxt[c] = 0.0
+                for q in range(nt):
+                    dq = cur[q]
+                    if dq != 0.0:
+                        wb = wt_off[t + 1] + q * nn
+                        for c in range(nn):
+                            nxt[c] += wt[wb + c] * dq
+                for c in range(nn):
+                    cur[c] = nxt[c]
+            if crossed:
+                break
+        out[j] = crossed
+
+
+# ---- Python wrappers -------------------------------------------------------------------
+
+
+class _Packed:
+    """The forward pass at theta, packed into flat float64 buffers for the kernels."""
+
+    def __init__(self, net, theta, X, Y):
+        dims = np.asarray(net.layer_dims, dtype=np.int64)
+        L = dims.size - 1
+        m = X.shape[1]
+        params = net.unflatten(theta)
+        Zs, As = net._forward(params, X)
+        self.dims = dims
+        self.m = m
+        self.acts = np.array([_ACT_CODES[a] for a in net.activations], dtype=np.int64)
+        self.loss = _LOSS_CODES[net.loss]
+        self.l2 = float(net.l2)
+        sizes = [0] + [shape[0] * shape[1] for _, shape in net.param_shapes()]
+        self.starts = np.cumsum(sizes).astype(np.int64)
+
+        def pack(blocks):
+            off = np.zeros(len(blocks) + 1, dtype=np.int64)
+            off[1:] = np.cumsum([b.size for b in blocks])
+            return np.ascontiguousarray(np.concatenate([b.ravel() for b in blocks])), off
+
+        # index t of each offset array is layer t; unused slots hold empty blocks.
+        empty = np.empty(0)
+        self.arow, self.arow_off = pack([As[t] for t in range(L)])
+        self.zrow, self.zrow_off = pack([empty] + [Zs[t - 1] for t in range(1, L + 1)])
+        self.zt, self.zt_off = pack([empty] + [Zs[t - 1].T for t in range(1, L + 1)])
+        self.at, self.at_off = pack([empty] + [As[t].T for t in range(1, L + 1)])
+        self.wt, self.wt_off = pack([empty] + [params[f"W{t}"].T for t in range(1, L + 1)])
+        self.yt = np.ascontiguousarray(Y.T)
+        # Layers that own V rows: l <= L-2 with only piecewise-linear layers after them
+        # (the output layer excluded; its activation is applied by the loss formulas).
+        counts = np.zeros(L + 2, dtype=np.int64)
+        for layer in range(1, L - 1):
+            if all(a in ("relu", "leaky_relu", "identity") for a in net.activations[layer:-1]):
+                counts[layer + 1] = dims[layer]
+        self.gstart = np.cumsum(counts).astype(np.int64)  # gstart[l]..gstart[l+1]: layer l
+        self.n_units = int(self.gstart[-1])
+
+
+def _check_inputs(net, theta, X, Y, index, step):
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    if theta.shape != (net.param_count,):
+        raise ValueError(f"theta must have shape ({net.param_count},), got {theta.shape}")
+    X, Y = net._check_data(X, Y)
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    step = np.ascontiguousarray(step, dtype=np.float64)
+    if index.ndim != 1 or step.shape != index.shape:
+        raise ValueError(
+            f"index and step must be 1-d of equal length, got {index.shape} and {step.shape}"
+        )
+    if index.size and (index.min() < 0 or index.max() >= net.param_count):
+        raise ValueError(f"index entries must lie in [0, {net.param_count})")
+    return theta, X, Y, index, step
+
+
+def coordinate_deltas(net, theta, X, Y, index, step, max_memory=None):
+    """Cost differences ``J(theta + step_j e_{index_j}) - J(theta)`` of an `MLP`.
+
+    Parameters
+    ----------
+    net : fastgc._mlp.MLP
+        The network; ``J`` is its cost (loss plus L2 penalty).
+    theta : array_like, shape (P,)
+        Flat parameters in ``net``'s order (``W1, b1, W2, ...``).
+    X, Y : array_like
+        Data, as for ``net(params, X, Y)``.
+    index : array_like of int, shape (n,)
+        Perturbed coordinates.
+    step : array_like of float, shape (n,)
+        Signed steps. The step applied is ``(theta[index] + step) - theta[index]`` in float64,
+        exactly what perturbing a copy of ``theta`` in place would apply.
+    max_memory : int, optional
+        Bytes allowed for the per-call workspace of the piecewise-linear shortcut (default
+        256 MiB), ``m * (nL + 1) * 8`` bytes per hidden unit; larger needs are processed in
+        chunks of units (at least one unit per chunk). The forward-pass cache (``O(m sum n_l)``)
+        and the weights' transposed copy come on top.
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n,)
+
+    Notes
+    -----
+    One forward pass at ``theta``; then, for each perturbation, only the differences of the
+    layers from the perturbed one on are propagated (see the module docstring), and the cost
+    difference is summed from per-example differences evaluated without cancellation.
+    Results do not depend on the thread count, the order of ``index`` or ``max_memory``.
+    """
+    theta, X, Y, index, step = _check_inputs(net, theta, X, Y, index, step)
+    budget = _DEFAULT_MAX_MEMORY if max_memory is None else int(max_memory)
+    pk = _Packed(net, theta, X, Y)
+    out = np.empty(index.size)
+    if index.size == 0:
+        return out
+    nL = int(pk.dims[-1])
+    per_unit = pk.m * (nL + 1) * 8
+    G = pk.n_units
+    nthreads = numba.get_num_threads()
+    args = (
+        pk.starts, pk.dims, pk.acts, pk.loss, pk.l2, pk.arow, pk.arow_off, pk.zrow,
+        pk.zrow_off, pk.zt, pk.zt_off, pk.at, pk.at_off, pk.yt, pk.wt, pk.wt_off, pk.gstart,
+    )  # fmt: skip
+    if G * per_unit <= budget:
+        V, T = _linear_tables(pk, 0, G)
+        _deltas_kernel(index, step, theta, *args, V, T, 0, G, nthreads, out)
+        return out
+    # Chunk by global unit: perturbations sorted by unit, one V table per unit range.
+    chunk = max(1, budget // per_unit)
+    keys = _unit_keys(index, pk.starts, pk.dims, pk.gstart)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    lo = 0
+    for g0 in range(0, G, chunk):
+        g1 = min(G, g0 + chunk)
+        hi = int(np.searchsorted(sorted_keys, g1, side="left"))
+        if hi > lo:
+            sel = order[lo:hi]
+            V, T = _linear_tables(pk, g0, g1)
+            part = np.empty(sel.size)
+            _deltas_kernel(
+                np.ascontiguousarray(index[sel]), np.ascontiguousarray(step[sel]), theta,
+                *args, V, T, g0, g1, nthreads, part,
+            )  # fmt: skip
+            out[sel] = part
+        lo = hi
+    return out
+
+
+def _linear_tables(pk, g0, g1):
+    nL = int(pk.dims[-1])
+    V = np.empty((g1 - g0, pk.m, nL))
+    T = np.empty((g1 - g0, pk.m))
+    if g1 > g0:
+        _linear_kernel(
+            g0, g1, pk.dims, pk.acts, pk.gstart, pk.zt, pk.zt_off, pk.wt, pk.wt_off, V, T
+        )
+    return V, T
+
+
+def kink_mask(net, theta, X, index, step):
+    """Which perturbations move a relu/leaky-relu pre-activation across 0.
+
+    Parameters
+    ----------
+    net : fastgc._mlp.MLP
+    theta : array_like, shape (P,)
+    X : array_like, shape (n0, m)
+    index : array_like of int, shape (n,)
+    step : array_like of float, shape (n,)
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n,)
+        True where, for some example and some relu/leaky-relu layer at or after the perturbed
+        one, ``(z > 0) != (z + dz > 0)``: the cost is not differentiable within the step.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    m = X.shape[1] if X.ndim == 2 else 0
+    Y = np.zeros((net.layer_dims[-1], m))
+    theta, X, Y, index, step = _check_inputs(net, theta, X, Y, index, step)
+    pk = _Packed(net, theta, X, Y)
+    out = np.zeros(index.size, dtype=np.bool_)
+    if index.size:
+        _kink_kernel(
+            index, step, theta, pk.starts, pk.dims, pk.acts, pk.arow, pk.arow_off, pk.zt,
+            pk.zt_off, pk.at, pk.wt, pk.wt_off, pk.m, out,
+        )  # fmt: skip
+    return out
