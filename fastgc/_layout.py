@@ -175,8 +175,11 @@ class Layout:
                     f"not {type(grad).__name__}"
                 )
             arrays, used = [], set()
+            param_keys = {b.key for b in self.blocks}
             for b in self.blocks:
-                keys = [k for k in (b.key, f"d{b.key}") if k in grad]
+                # "dW" is an alias of "W"'s gradient, unless "dW" is itself a parameter.
+                aliases = (b.key,) if f"d{b.key}" in param_keys else (b.key, f"d{b.key}")
+                keys = [k for k in aliases if k in grad]
                 if not keys:
                     raise ValueError(
                         f"{argname} has no gradient for parameter {b.name!r}: expected key "
