@@ -230,9 +230,9 @@ def _slope(code, z):
 # ---- kernels ---------------------------------------------------------------------------
 
 
-@jit(parallel=True)
-def _linear_kernel(g0, g1, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
-    """V[g - g0, s] and margins T[g - g0, s] for the global units g0 <= g < g1.
+@jit
+def _linear_unit(gg, g0, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
+    """V[gg, s] and margins T[gg, s] for global unit g = g0 + gg, all examples s.
 
     Global unit ``g`` is unit ``i = g - gstart[l]`` of layer ``l`` (``gstart[l] <= g <
     gstart[l + 1]``); only layers with the piecewise-linear shortcut own global units.
@@ -243,54 +243,67 @@ def _linear_kernel(g0, g1, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
     nmax = 0
     for t in range(dims.size):
         nmax = max(nmax, dims[t])
-    for gg in prange(g1 - g0):
-        g = g0 + gg
-        layer = 1
-        while gstart[layer + 1] <= g:
-            layer += 1
-        i = g - gstart[layer]
-        u = np.empty(nmax)
-        w = np.empty(nmax)
-        for s in range(m):
-            thr = np.inf
-            n1 = dims[layer + 1]
-            row = wt_off[layer + 1] + i * n1
-            for c in range(n1):
-                u[c] = wt[row + c]
-            for t in range(layer + 1, L):
-                nt = dims[t]
-                if t > layer + 1:
-                    # u <- W_t u, accumulated as rows of W_t^T so the inner loop is contiguous
-                    for c in range(nt):
-                        w[c] = 0.0
-                    nprev = dims[t - 1]
-                    for j in range(nprev):
-                        uj = u[j]
-                        if uj != 0.0:
-                            base = wt_off[t] + j * nt
-                            for c in range(nt):
-                                w[c] += wt[base + c] * uj
-                    for c in range(nt):
-                        u[c] = w[c]
-                code = acts[t - 1]
-                zbase = zt_off[t] + s * nt
+    g = g0 + gg
+    layer = 1
+    while gstart[layer + 1] <= g:
+        layer += 1
+    i = g - gstart[layer]
+    u = np.empty(nmax)
+    w = np.empty(nmax)
+    for s in range(m):
+        thr = np.inf
+        n1 = dims[layer + 1]
+        row = wt_off[layer + 1] + i * n1
+        for c in range(n1):
+            u[c] = wt[row + c]
+        for t in range(layer + 1, L):
+            nt = dims[t]
+            if t > layer + 1:
+                # u <- W_t u, accumulated as rows of W_t^T so the inner loop is contiguous
                 for c in range(nt):
-                    z = zt[zbase + c]
-                    if _is_kinked(code) and u[c] != 0.0:
-                        thr = min(thr, abs(z) / abs(u[c]))
-                    u[c] *= _slope(code, z)
-            nprev = dims[L - 1]
-            for c in range(nL):
-                w[c] = 0.0
-            for j in range(nprev):
-                uj = u[j]
-                if uj != 0.0:
-                    base = wt_off[L] + j * nL
-                    for c in range(nL):
-                        w[c] += wt[base + c] * uj
-            for c in range(nL):
-                V[gg, s, c] = w[c]
-            T[gg, s] = thr * _MARGIN_SAFETY
+                    w[c] = 0.0
+                nprev = dims[t - 1]
+                for j in range(nprev):
+                    uj = u[j]
+                    if uj != 0.0:
+                        base = wt_off[t] + j * nt
+                        for c in range(nt):
+                            w[c] += wt[base + c] * uj
+                for c in range(nt):
+                    u[c] = w[c]
+            code = acts[t - 1]
+            zbase = zt_off[t] + s * nt
+            for c in range(nt):
+                z = zt[zbase + c]
+                if _is_kinked(code) and u[c] != 0.0:
+                    thr = min(thr, abs(z) / abs(u[c]))
+                u[c] *= _slope(code, z)
+        nprev = dims[L - 1]
+        for c in range(nL):
+            w[c] = 0.0
+        for j in range(nprev):
+            uj = u[j]
+            if uj != 0.0:
+                base = wt_off[L] + j * nL
+                for c in range(nL):
+                    w[c] += wt[base + c] * uj
+        for c in range(nL):
+            V[gg, s, c] = w[c]
+        T[gg, s] = thr * _MARGIN_SAFETY
+
+
+@jit(parallel=True)
+def _linear_kernel(g0, g1, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
+    """`_linear_unit` for the global units g0 <= g < g1, in parallel."""
+    for gg in prange(g1 - g0):
+        _linear_unit(gg, g0, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T)
+
+
+@jit
+def _linear_serial(g0, g1, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
+    """`_linear_kernel` without threads, for small problems where waking threads costs more."""
+    for gg in range(g1 - g0):
+        _linear_unit(gg, g0, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T)
 
 
 @jit
@@ -369,37 +382,42 @@ def _one_delta(
     return total
 
 
-@jit(parallel=True)
-def _deltas_kernel(
-    index, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow, zrow_off,
-    zt, zt_off, at, at_off, yt, wt, wt_off, gstart, V, T, g0, g1, nthreads, out,
+@jit
+def _deltas_block(
+    b, nblocks, index, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow,
+    zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0, g1, out,
 ):  # fmt: skip
-    """out[j] = J(theta + step_j e_{index_j}) - J(theta), in parallel over perturbations."""
-    n = index.size
-    m = yt.shape[0]
-    nL = yt.shape[1]
+    """out[j] = J(theta + step_j e_{index_j}) - J(theta) for j = b, b + nblocks, ..."""
     nmax = 0
     for t in range(dims.size):
         nmax = max(nmax, dims[t])
-    sy = np.empty(m)
-    for s in range(m):
-        acc = 0.0
-        for c in range(nL):
-            acc += yt[s, c]
-        sy[s] = acc
-    # Strided blocks: consecutive perturbations cost alike (same layer), so striding balances
-    # the threads under prange's static schedule; one scratch pair per block.
-    # (nthreads comes from the caller: numba.get_num_threads inside a kernel defeats caching.)
-    nblocks = min(n, 4 * nthreads)
+    cur = np.empty(nmax)
+    nxt = np.empty(nmax)
+    for j in range(b, index.size, nblocks):
+        out[j] = _one_delta(
+            index[j], step[j], theta, starts, dims, acts, loss, l2, arow, arow_off,
+            zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T,
+            g0, g1, cur, nxt,
+        )  # fmt: skip
+
+
+@jit(parallel=True)
+def _deltas_kernel(
+    nblocks, index, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow,
+    zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0, g1, out,
+):  # fmt: skip
+    """`_deltas_block` over all blocks, in parallel.
+
+    Strided blocks: consecutive perturbations cost alike (same layer), so striding balances
+    the threads under prange's static schedule. Each perturbation's arithmetic is the same
+    whatever block runs it, so results do not depend on ``nblocks`` or the thread count.
+    """
     for b in prange(nblocks):
-        cur = np.empty(nmax)
-        nxt = np.empty(nmax)
-        for j in range(b, n, nblocks):
-            out[j] = _one_delta(
-                index[j], step[j], theta, starts, dims, acts, loss, l2, arow, arow_off,
-                zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T,
-                g0, g1, cur, nxt,
-            )  # fmt: skip
+        _deltas_block(
+            b, nblocks, index, step, theta, starts, dims, acts, loss, l2, arow, arow_off,
+            zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0,
+            g1, out,
+        )  # fmt: skip
 
 
 @jit
@@ -496,6 +514,7 @@ class _Packed:
         self.at, self.at_off = pack([empty] + [As[t].T for t in range(1, L + 1)])
         self.wt, self.wt_off = pack([empty] + [params[f"W{t}"].T for t in range(1, L + 1)])
         self.yt = np.ascontiguousarray(Y.T)
+        self.sy = np.ascontiguousarray(Y.sum(axis=0))  # the ce loss weight of each example
         # Layers that own V rows: l <= L-2 with only piecewise-linear layers after them
         # (the output layer excluded; its activation is applied by the loss formulas).
         counts = np.zeros(L + 2, dtype=np.int64)
@@ -564,14 +583,8 @@ def coordinate_deltas(net, theta, X, Y, index, step, max_memory=None):
     nL = int(pk.dims[-1])
     per_unit = pk.m * (nL + 1) * 8
     G = pk.n_units
-    nthreads = numba.get_num_threads()
-    args = (
-        pk.starts, pk.dims, pk.acts, pk.loss, pk.l2, pk.arow, pk.arow_off, pk.zrow,
-        pk.zrow_off, pk.zt, pk.zt_off, pk.at, pk.at_off, pk.yt, pk.wt, pk.wt_off, pk.gstart,
-    )  # fmt: skip
     if G * per_unit <= budget:
-        V, T = _linear_tables(pk, 0, G)
-        _deltas_kernel(index, step, theta, *args, V, T, 0, G, nthreads, out)
+        _run_chunk(pk, theta, index, step, 0, G, out)
         return out
     # Chunk by global unit: perturbations sorted by unit, one V table per unit range.
     chunk = max(1, budget // per_unit)
@@ -584,26 +597,36 @@ def coordinate_deltas(net, theta, X, Y, index, step, max_memory=None):
         hi = int(np.searchsorted(sorted_keys, g1, side="left"))
         if hi > lo:
             sel = order[lo:hi]
-            V, T = _linear_tables(pk, g0, g1)
             part = np.empty(sel.size)
-            _deltas_kernel(
-                np.ascontiguousarray(index[sel]), np.ascontiguousarray(step[sel]), theta,
-                *args, V, T, g0, g1, nthreads, part,
-            )  # fmt: skip
+            _run_chunk(pk, theta, index[sel], step[sel], g0, g1, part)
             out[sel] = part
         lo = hi
     return out
 
 
-def _linear_tables(pk, g0, g1):
+# Below about this many (perturbation, example) pairs, or (unit, example) pairs for the V
+# tables, one thread finishes before a thread team would have started.
+_SERIAL_WORK = 20_000
+
+
+def _run_chunk(pk, theta, index, step, g0, g1, out):
+    """V tables for global units g0..g1, then the deltas of the given perturbations."""
     nL = int(pk.dims[-1])
     V = np.empty((g1 - g0, pk.m, nL))
     T = np.empty((g1 - g0, pk.m))
     if g1 > g0:
-        _linear_kernel(
-            g0, g1, pk.dims, pk.acts, pk.gstart, pk.zt, pk.zt_off, pk.wt, pk.wt_off, V, T
-        )
-    return V, T
+        lin = _linear_serial if (g1 - g0) * pk.m < _SERIAL_WORK else _linear_kernel
+        lin(g0, g1, pk.dims, pk.acts, pk.gstart, pk.zt, pk.zt_off, pk.wt, pk.wt_off, V, T)
+    args = (
+        np.ascontiguousarray(index), np.ascontiguousarray(step), theta, pk.starts, pk.dims,
+        pk.acts, pk.loss, pk.l2, pk.arow, pk.arow_off, pk.zrow, pk.zrow_off, pk.zt, pk.zt_off,
+        pk.at, pk.at_off, pk.yt, pk.sy, pk.wt, pk.wt_off, pk.gstart, V, T, g0, g1, out,
+    )  # fmt: skip
+    if index.size * pk.m < _SERIAL_WORK:
+        _deltas_block(0, 1, *args)
+    else:
+        # numba.get_num_threads is read here: inside a kernel it would defeat caching.
+        _deltas_kernel(min(index.size, 4 * numba.get_num_threads()), *args)
 
 
 def kink_mask(net, theta, X, index, step):

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 import pytest
 
+from fastgc import _network_kernel as network_kernel
 from fastgc._mlp import MLP
 from fastgc._network_kernel import coordinate_deltas, kink_mask
 
@@ -200,10 +201,13 @@ def test_exercise_network_and_data():
     np.testing.assert_allclose(approx, grad, rtol=1e-6, atol=1e-9)
 
 
-def test_chunking_order_and_threads_do_not_change_results():
+def test_chunking_order_and_threads_do_not_change_results(monkeypatch):
     net, theta, X, Y = make_case(4, "ce", "softmax", "relu", 0.1, m=7, seed=4)
     index, step = all_coordinates(theta, [1e-7, -1e-3, 0.5])
-    d = coordinate_deltas(net, theta, X, Y, index, step)
+    d = coordinate_deltas(net, theta, X, Y, index, step)  # small: the serial kernels
+    assert np.array_equal(d, coordinate_deltas(net, theta, X, Y, index, step))
+    # Force the threaded kernels, then vary the chunking, the order and the thread count.
+    monkeypatch.setattr(network_kernel, "_SERIAL_WORK", 0)
     assert np.array_equal(d, coordinate_deltas(net, theta, X, Y, index, step))
     # Tiny workspace: one hidden unit's tables per chunk.
     assert np.array_equal(d, coordinate_deltas(net, theta, X, Y, index, step, max_memory=1))
