@@ -41,11 +41,9 @@ def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray
         return f"{gname} is nonzero where the numeric gradient is zero"
     if gnorm == 0.0:
         return f"{gname} is zero where the numeric gradient is not"
-    factor = float(np.dot(g, a) / np.dot(a, a))
-    if np.linalg.norm(g - factor * a) <= _FIT_RESIDUAL * gnorm:
-        if abs(factor + 1.0) < 1e-3:
-            return f"{gname} has the wrong sign (-1 x the numeric gradient)"
-        return f"{gname} is {factor:.4g} x the numeric gradient"
+    factor_text = diagnose_factor(block, g, a)
+    if factor_text is not None:
+        return factor_text
     full = checked is None or len(checked) == block.size
     shape = block.shape
     if full and len(shape) == 2 and shape[0] == shape[1] > 1:
@@ -72,6 +70,65 @@ def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray
         return (f"{gname} is off by small amounts throughout: no entry fails on its own, but "
                 "together they exceed the threshold")
     return f"{gname} disagrees with the numeric gradient throughout (no simple pattern)"
+
+
+def _gradient_name(block) -> str:
+    # "dW2" for a dict key or a single array; "grad[0]" for a list item, and for a key that
+    # "d" cannot prefix readably ("grad['my-w']", not "dmy-w").
+    return f"d{block.name}" if block.name.isidentifier() else f"grad[{block.key!r}]"
+
+
+def diagnose_factor(block, analytic: np.ndarray, numeric: np.ndarray,
+                    min_items: int = 1) -> str | None:
+    """``"dW2 is 2 x the numeric gradient"`` when the analytic values are (nearly) a constant
+    multiple of the numeric ones (coordinates or directional derivatives alike); else None.
+
+    The factor must explain the discrepancy: the residual of the fit has to be a small part
+    of ``||g - a||`` (a factor near 1 that leaves the discrepancy unexplained is no diagnosis).
+    With fewer than ``min_items`` values a factor always fits, so none is claimed.
+    """
+    g, a = analytic, numeric
+    aa = float(np.dot(a, a))
+    gnorm = np.linalg.norm(g)
+    if aa == 0.0 or gnorm == 0.0 or len(g) < min_items:
+        return None
+    factor = float(np.dot(g, a) / aa)
+    residual = np.linalg.norm(g - factor * a)
+    if residual > _FIT_RESIDUAL * gnorm or residual > 0.01 * np.linalg.norm(g - a):
+        return None
+    gname = _gradient_name(block)
+    if abs(factor + 1.0) < 1e-3:
+        return f"{gname} has the wrong sign (-1 x the numeric gradient)"
+    return f"{gname} is {factor:.4g} x the numeric gradient"
+
+
+def describe_group(block, group) -> str:
+    """``"W1[3, 7]"`` for one entry, ``"W1[3, :]"`` for a row, ``"W1[:, 7]"`` for a column."""
+    local = np.asarray(group) - block.offset
+    if len(local) == 1:
+        return block.entry_name(int(local[0]))
+    if len(block.shape) == 2:
+        rows, cols = np.unravel_index(local, block.shape)
+        if np.all(rows == rows[0]) and len(local) == block.shape[1]:
+            return f"{block.name}[{int(rows[0])}, :]"
+        if np.all(cols == cols[0]) and len(local) == block.shape[0]:
+            return f"{block.name}[:, {int(cols[0])}]"
+    return f"{len(local)} entries of {block.name}"
+
+
+def describe_localisation(block, found) -> str:
+    """The report line for a block localised by bisection (``fastgc._localise``)."""
+    names = [describe_group(block, g) for g in found.groups]
+    shown = ", ".join(names[:_LISTED]) + (f" and {len(names) - _LISTED} more"
+                                          if len(names) > _LISTED else "")
+    cost = f"({found.nfev} evaluations)"
+    if not names:
+        return f"{_gradient_name(block)} disagrees along random directions, but no part of it " \
+               f"fails on its own {cost}"
+    if found.broad:
+        return f"the error is spread out: at least {shown} disagree {cost}"
+    prefix = "budget exhausted; so far " if found.exhausted else ""
+    return f"{prefix}localised to {shown} {cost}"
 
 
 def _short(values) -> str:

@@ -69,6 +69,8 @@ class BlockResult:
         Norm of the estimated numerical error of the block's numeric gradient.
     diagnosis : str
         ``"ok"``, or what is wrong ("dW2 is 2 x the numeric gradient", rows, entries).
+    localisation_nfev : int
+        Cost evaluations spent localising the wrong entries (``directions`` mode).
     """
 
     name: str
@@ -79,6 +81,7 @@ class BlockResult:
     max_abs_error: float
     noise: float
     diagnosis: str
+    localisation_nfev: int = 0
 
 
 @dataclass
@@ -209,7 +212,6 @@ def build_result(layout, index, analytic, estimate, threshold, *, nfev, seconds,
                                          diagnosis)
     numeric_flat = np.full(layout.size, np.nan)
     numeric_flat[index] = a
-    score = abs_err / np.where(tolerance > 0, tolerance, np.finfo(float).tiny)
     return CheckResult(
         difference=relative_difference(g, a),
         passed=all(b.passed for b in blocks.values()),
@@ -224,8 +226,17 @@ def build_result(layout, index, analytic, estimate, threshold, *, nfev, seconds,
         checked=np.asarray(index),
         ignored_keys=list(ignored_keys),
         notes=list(notes),
-        _entries=(lambda j: layout.coordinate_name(int(index[j])), g, a, err, score),
+        _entries=entries_table(layout, index, analytic, estimate, threshold),
     )
+
+
+def entries_table(layout, index, analytic, estimate, threshold) -> tuple:
+    """The per-coordinate table behind :meth:`CheckResult.worst`: names, analytic, numeric,
+    error estimate, and a score (discrepancy over tolerance) to rank by."""
+    g, a, err = analytic[index], estimate.numeric, estimate.error
+    tolerance = threshold * (np.abs(g) + np.abs(a)) + SAFETY * err
+    score = np.abs(g - a) / np.where(tolerance > 0, tolerance, np.finfo(float).tiny)
+    return (lambda j: layout.coordinate_name(int(index[j])), g, a, err, score)
 
 
 def _use_color() -> bool:

@@ -1,0 +1,98 @@
+"""Plans: which derivatives to estimate.
+
+- every coordinate (the exercise's check; 2 evaluations per parameter);
+- a seeded, per-block stratified subset of coordinates (``subset=k`` or a fraction);
+- random directions per block (``directions=k``): each direction perturbs one block and costs one
+  +/- pair whatever the block's size.
+
+Randomness is drawn here, in Python, from a seeded ``numpy.random.Generator`` and handed to the
+engines as arrays: the same seed gives the same coordinates and directions on every engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Every block gets at least this many checked coordinates in subset mode (a block this small is
+# checked whole), so that a small block (a bias) is never left out by proportional allocation.
+MIN_PER_BLOCK = 8
+
+
+@dataclass
+class Direction:
+    """A random direction supported on some coordinates of one block.
+
+    ``indices`` are flat coordinates, ``values`` the direction's entries on them (unit norm).
+    """
+
+    block: int
+    indices: np.ndarray
+    values: np.ndarray
+
+
+def full_plan(layout) -> np.ndarray:
+    """Every coordinate, in order."""
+    return np.arange(layout.size, dtype=np.int64)
+
+
+def subset_sizes(layout, subset) -> list[int]:
+    """Coordinates to check per block for ``subset`` (an int count or a float fraction).
+
+    The total is shared in proportion to block size, with at least ``MIN_PER_BLOCK`` per block
+    (or the whole block when it is smaller), so the result can exceed an int ``subset`` by the
+    minimums.
+    """
+    total = layout.size
+    target = subset if isinstance(subset, int) else math.ceil(subset * total)
+    sizes = []
+    for b in layout.blocks:
+        share = math.ceil(target * b.size / total)
+        sizes.append(min(b.size, max(MIN_PER_BLOCK, share)))
+    return sizes
+
+
+def subset_plan(layout, subset, rng: np.random.Generator) -> np.ndarray:
+    """A stratified random subset of coordinates, drawn without replacement per block, sorted."""
+    chosen = []
+    for b, k in zip(layout.blocks, subset_sizes(layout, subset), strict=True):
+        local = np.arange(b.size) if k == b.size else rng.choice(b.size, size=k, replace=False)
+        chosen.append(b.offset + np.sort(local))
+    return np.concatenate(chosen).astype(np.int64)
+
+
+def miss_probability(block_size: int, checked: int, fraction: float) -> float:
+    """Probability that a subset of ``checked`` of ``block_size`` coordinates, drawn without
+    replacement, contains none of the ``ceil(fraction * block_size)`` wrong ones."""
+    wrong = max(1, math.ceil(fraction * block_size))
+    if checked + wrong > block_size:
+        return 0.0
+    # C(n - w, k) / C(n, k) = prod_{j<k} (n - w - j) / (n - j), in logs to avoid overflow
+    log_p = sum(math.log1p(-wrong / (block_size - j)) for j in range(checked))
+    return math.exp(log_p)
+
+
+def random_direction(rng: np.random.Generator, block: int, indices: np.ndarray) -> Direction:
+    """A direction on ``indices`` with iid standard normal entries, scaled to unit norm.
+
+    Gaussian entries make the directional test blind only on a set of measure zero: for any
+    fixed nonzero error e, e . v = 0 has probability 0 (with +/-1 entries two equal and
+    opposite errors cancel half of the time). Unit norm keeps the step's size, and so the
+    truncation error, that of a single-coordinate step.
+    """
+    values = rng.standard_normal(len(indices))
+    norm = np.linalg.norm(values)
+    if norm == 0.0:  # probability zero; keep the direction well defined anyway
+        values[0], norm = 1.0, 1.0
+    return Direction(block, np.asarray(indices, dtype=np.int64), values / norm)
+
+
+def directions_plan(layout, k: int, rng: np.random.Generator) -> list[Direction]:
+    """``k`` random directions per block, each supported on the whole block."""
+    plan = []
+    for b_i, b in enumerate(layout.blocks):
+        indices = np.arange(b.offset, b.stop, dtype=np.int64)
+        plan.extend(random_direction(rng, b_i, indices) for _ in range(k))
+    return plan
