@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -14,9 +15,9 @@ from ._localise import DEFAULT_BUDGET, check_directions, localise_block
 from ._objective import ENGINES, make_objective
 from ._plan import directions_plan, full_plan, miss_probability, subset_plan
 from ._result import (
-    SAFETY,
     BlockResult,
     CheckResult,
+    block_passes,
     build_result,
     entries_table,
     relative_difference,
@@ -66,7 +67,7 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if eps is not None:
-        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
             raise TypeError(f"eps must be a positive float or None, not {type(eps).__name__}")
         eps = float(eps)
         if not (math.isfinite(eps) and eps > 0):
@@ -79,7 +80,7 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
             )
     if threshold is None:
         threshold = DEFAULT_THRESHOLD
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise TypeError(f"threshold must be a float, not {type(threshold).__name__}")
     threshold = float(threshold)
     if not (math.isfinite(threshold) and threshold > 0):
@@ -186,11 +187,10 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     Notes
     -----
     The metric is the exercise's relative difference ``||g - a|| / (||g|| + ||a||)``. Each
-    parameter block passes when its own difference is within ``threshold`` or when
-    ``||g - a||`` is within 10 times the estimated rounding error of the numeric gradient
-    (so a correct block whose gradient is tiny is not failed by noise); the check passes when
-    every block does. A full check costs two cost evaluations per parameter, plus one at
-    ``params``.
+    parameter block passes when ``||g - a|| <= threshold (||g|| + ||a||)`` plus 10 times the
+    estimated rounding error of the numeric gradient (so a correct block whose gradient is tiny
+    is not failed by noise); the check passes when every block does. A full
+    check costs two cost evaluations per parameter, plus one at ``params``.
 
     Examples
     --------
@@ -262,7 +262,7 @@ def _run_directions(objective, inputs: _Inputs, start: float) -> CheckResult:
         g, a, err = checked.analytic[sel], checked.numeric[sel], checked.error[sel]
         diff = relative_difference(g, a)
         noise = float(np.linalg.norm(err))
-        passed = diff <= inputs.threshold or np.linalg.norm(g - a) <= SAFETY * noise
+        passed = block_passes(g, a, noise, inputs.threshold)
         diagnosis, loc_nfev = "ok", 0
         if not passed:
             diagnosis = diagnose_factor(block, g, a, min_items=2)

@@ -2,10 +2,10 @@
 
 The metric is the exercise's relative difference ``||g - a|| / (||g|| + ||a||)`` (g: the
 analytic gradient, a: the numeric one), overall and per parameter block. A block passes when
-its difference is within the threshold, or when ``||g - a||`` is within ``SAFETY`` times the
-estimated numerical error of ``a`` (a block whose gradient is tiny cannot reach a relative
-threshold, but its discrepancy is then explained by noise). The check passes when every block
-passes.
+``||g - a|| <= threshold (||g|| + ||a||) + SAFETY * ||error||``: within the relative threshold
+plus ``SAFETY`` times the estimated numerical error of ``a`` (a block whose gradient is tiny
+cannot reach a relative threshold, but its discrepancy is then explained by noise).
+The check passes when every block passes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ from ._diagnosis import diagnose
 
 # How many times the estimated numerical error a discrepancy may be and still count as noise.
 SAFETY = 10.0
+
+
+def block_passes(g: np.ndarray, a: np.ndarray, noise: float, threshold: float) -> bool:
+    """``||g - a|| <= threshold (||g|| + ||a||) + SAFETY * noise``: the block's discrepancy is
+    within the relative threshold plus what the numerical error explains. The same sum as each
+    entry's tolerance, so a failing block always has a discrepancy beyond noise."""
+    gap = np.linalg.norm(g - a)
+    return bool(gap <= threshold * (np.linalg.norm(g) + np.linalg.norm(a)) + SAFETY * noise)
 
 
 def relative_difference(g: np.ndarray, a: np.ndarray) -> float:
@@ -204,7 +212,7 @@ def build_result(layout, index, analytic, estimate, threshold, *, nfev, seconds,
         gb, ab, eb = g[sel], a[sel], err[sel]
         diff = relative_difference(gb, ab)
         noise = float(np.linalg.norm(eb))
-        passed = diff <= threshold or np.linalg.norm(gb - ab) <= SAFETY * noise
+        passed = block_passes(gb, ab, noise, threshold)
         local = index[sel] - block.offset
         diagnosis = "ok" if passed else diagnose(block, gb, ab, wrong[sel], local)
         blocks[block.name] = BlockResult(block.name, block.shape, int(sel.size), diff,

@@ -127,20 +127,23 @@ def test_exercise_style_keys():
     assert result.ignored_keys == ["dZ1", "dA1"]
 
 
-def test_sub_threshold_errors_that_add_up():
-    # Every entry is within its own tolerance thr (|g| + |a|) + 10 err, but the block's
-    # ||g - a|| exceeds both the relative threshold and 10 x its noise taken separately: the
-    # block fails with no wrong entry to name, and must not be reported as "rows []".
+def test_entries_within_tolerance_imply_a_passing_block():
+    # Every entry is within its own tolerance thr (|g| + |a|) + 10 err. By the triangle
+    # inequality the block's ||g - a|| is then within thr (||g|| + ||a||) + 10 ||err||, the
+    # block rule: a failing block always has a wrong entry to name (never "rows []").
     layout, _ = Layout.of({"W": np.zeros((2, 2))})
     index = np.arange(4)
     a, err, thr = np.ones(4), np.full(4, 2e-4), 1e-3
     g = a + 0.9 * (thr * 2 + 10 * err) * np.array([1.0, -1.0, 1.0, -1.0])
     result = build_result(layout, index, g, Estimate(a, err, np.full(4, 1e-6)), thr, nfev=9,
                           seconds=0.0, engine="loop", method="central", step="test")
-    block = result.blocks["W"]
-    assert not block.passed and not result.passed
-    assert "rows []" not in block.diagnosis and "columns []" not in block.diagnosis
-    assert block.diagnosis.startswith("dW is off by small amounts throughout")
+    assert result.blocks["W"].passed and result.passed
+    # Just past one entry's tolerance, the block fails and that entry is named.
+    g[2] = a[2] + 1.2 * (thr * 2 + 10 * err[2]) * 4
+    result = build_result(layout, index, g, Estimate(a, err, np.full(4, 1e-6)), thr, nfev=9,
+                          seconds=0.0, engine="loop", method="central", step="test")
+    assert not result.blocks["W"].passed
+    assert "W[1, 0]" in result.blocks["W"].diagnosis
 
 
 def test_diagnose_directly():

@@ -111,7 +111,7 @@ def test_exercise_cells_with_fastgc_gc_utils(fixed, expected, capsys):
     cost, cache = forward_propagation_n(X, Y, parameters)
     gradients = backward_propagation_n(X, Y, cache, fixed)
     difference = gradient_check_n(parameters, gradients, X, Y, 1e-7, True)
-    assert not (type(difference) == np.ndarray)
+    assert not isinstance(difference, np.ndarray)
     assert np.isclose(difference, expected)
     assert np.any(np.isclose(difference, EXPECTED_VALUES))
     assert ("mistake" in capsys.readouterr().out) is not fixed
@@ -127,7 +127,7 @@ def test_fastgc_gradient_check_n_gives_the_exercise_numbers_to_the_bit(fixed, us
     difference = fastgc.gradient_check_n(
         parameters, gradients, X, Y, 1e-7, forward=forward_propagation_n if use_forward else None
     )
-    assert not (type(difference) == np.ndarray)
+    assert not isinstance(difference, np.ndarray)
     assert difference == reference  # bit for bit: the same arithmetic, the same order
     assert np.isclose(difference, EXPECTED_VALUES[int(fixed)])
     assert np.any(np.isclose(difference, EXPECTED_VALUES))

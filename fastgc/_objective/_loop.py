@@ -24,7 +24,12 @@ class LoopObjective(Objective):
         self._work = theta.copy()
         # A numba cost takes the flat vector (``flat=True``); any other cost the user's
         # structure, as views into the working vector.
-        self._params = self._work if flat else layout.unflatten(self._work)
+        self._params = self._work.view() if flat else layout.unflatten(self._work)
+        # The cost sees read-only views: a cost that modified its parameters in place would
+        # shift every later point silently; now it raises at the first write.
+        views = [self._params] if flat else _arrays_of(self._params, layout)
+        for view in views:
+            view.flags.writeable = False
         self.base_cost = self._call("at the unperturbed parameters")
         self.noise = rounding_noise(self.base_cost)
 
@@ -78,3 +83,11 @@ class LoopObjective(Objective):
             finally:
                 work[indices] = saved
         return out
+
+
+def _arrays_of(structure, layout):
+    if layout.kind == "array":
+        return [structure]
+    if layout.kind == "dict":
+        return list(structure.values())
+    return list(structure)
