@@ -1,0 +1,53 @@
+"""Benchmarks of the dense-network kernel: a full central check (every coordinate at +h, -h).
+
+Run with ``python -m pytest bench/bench_network_kernel.py``; sizes above ``FASTGC_BENCH_MAX``
+parameters (default 300,000) are skipped.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from fastgc._mlp import MLP
+from fastgc._network_kernel import coordinate_deltas
+
+MAX_PARAMS = int(os.environ.get("FASTGC_BENCH_MAX", "300000"))
+
+WORKLOADS = {
+    "exercise-4-5-3-1-m3": ([4, 5, 3, 1], "bce", 3),
+    "64-128-64-1-bce-m128": ([64, 128, 64, 1], "bce", 128),
+    "784-256-128-10-ce-m64": ([784, 256, 128, 10], "ce", 64),
+    "784-1024-1024-10-ce-m32": ([784, 1024, 1024, 10], "ce", 32),
+}
+
+
+@pytest.fixture(scope="module", params=list(WORKLOADS), ids=list(WORKLOADS))
+def workload(request):
+    dims, loss, m = WORKLOADS[request.param]
+    net = MLP(dims, loss=loss)
+    if net.param_count > MAX_PARAMS:
+        pytest.skip(f"{net.param_count} parameters > FASTGC_BENCH_MAX={MAX_PARAMS}")
+    theta = net.flatten(net.init(seed=0))
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((dims[0], m))
+    if loss == "bce":
+        Y = (rng.random((1, m)) < 0.5).astype(float)
+    else:
+        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], m)]
+    P = theta.size
+    index = np.tile(np.arange(P, dtype=np.int64), 2)
+    step = np.repeat([1e-7, -1e-7], P)
+    coordinate_deltas(net, theta, X, Y, index[:64], step[:64])  # warm the JIT
+    return request.param, net, theta, X, Y, index, step
+
+
+def test_full_central_check(benchmark, workload):
+    name, net, theta, X, Y, index, step = workload
+    benchmark.group = name
+    d = benchmark(coordinate_deltas, net, theta, X, Y, index, step)
+    grad = np.concatenate([g.ravel() for g in net.gradients(net.unflatten(theta), X, Y).values()])
+    P = theta.size
+    approx = (d[:P] - d[P:]) / 2e-7
+    # The timed result is a real gradient check, not just numbers.
+    assert np.linalg.norm(approx - grad) <= 1e-6 * (np.linalg.norm(grad) + 1e-12)
