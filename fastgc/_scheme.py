@@ -68,3 +68,70 @@ def central_directions(objective, directions, step: np.ndarray) -> Estimate:
     d = objective.along_directions(list(directions) * 2, np.concatenate([step, -step]))
     numeric = (d[:n] - d[n:]) / (2 * step)
     return Estimate(numeric, objective.noise / step, step)
+
+
+# ---- Richardson extrapolation --------------------------------------------------------------
+# First step of the extrapolation, relative to max(1, |theta_k|): large enough that rounding
+# (noise / h) is ~1e-13, small enough that a ReLU kink is rarely inside the step. The measured
+# choice on dense networks (README, "Sharper verdicts").
+RICHARDSON_STEP = 1e-3
+
+
+def richardson(objective, index: np.ndarray, step: np.ndarray) -> Estimate:
+    """Central differences at h, h/2, h/4 extrapolated to h -> 0: 6 evaluations each.
+
+    ``D(h) = f' + c1 h^2 + c2 h^4 + ...``; the quadratic in ``h^2`` through the three points,
+    evaluated at 0, cancels the ``h^2`` and ``h^4`` terms (the last column of a Richardson
+    table). Its error is estimated as the distance to the extrapolation from the two smaller
+    steps alone, plus the rounding that the extrapolation amplifies.
+    """
+    n = len(index)
+    steps = np.concatenate([step, step / 2, step / 4])
+    idx3 = np.tile(index, 3)
+    d = objective.at_coordinates(np.concatenate([idx3, idx3]), np.concatenate([steps, -steps]))
+    D = ((d[: 3 * n] - d[3 * n :]) / (2 * steps)).reshape(3, n)
+    r1_coarse = (4 * D[1] - D[0]) / 3
+    r1_fine = (4 * D[2] - D[1]) / 3
+    r2 = (16 * r1_fine - r1_coarse) / 15
+    # Rounding: each D carries noise/h_i; the weights of the final combination sum in
+    # magnitude to about 2.2 / (h/4) relative to D(h/4)'s noise.
+    rounding = 2.2 * objective.noise / (step / 4)
+    return Estimate(r2, np.abs(r2 - r1_fine) + rounding, step / 4)
+
+
+def richardson_scipy(objective, theta: np.ndarray, index: np.ndarray,
+                     step: np.ndarray) -> Estimate:
+    """``scipy.differentiate.derivative`` driven through the batched engine.
+
+    scipy asks for the cost at abscissae of every active coordinate at once; an elementwise
+    function maps each (coordinate, abscissa) pair onto one request to the objective. scipy's
+    own step sequence, order and error estimate are used (order 4, steps shrinking by 2 from
+    ``step``, up to 5 iterations).
+    """
+    from scipy.differentiate import derivative
+
+    def f(x, k):
+        k = np.broadcast_to(k, x.shape).astype(np.int64)
+        d = objective.at_coordinates(k.ravel(), (x - theta[k]).ravel())
+        return d.reshape(x.shape)
+
+    res = derivative(f, theta[index], args=(index.astype(np.float64),), initial_step=step,
+                     order=4, maxiter=5, tolerances=dict(atol=0.0, rtol=1e-13))
+    rounding = objective.noise / (step / 2 ** 4)
+    return Estimate(res.df, np.abs(res.error) + rounding, step / 2 ** 4)
+
+
+# ---- complex step --------------------------------------------------------------------------
+COMPLEX_STEP = 1e-20
+
+
+def complex_step(objective, index: np.ndarray) -> Estimate:
+    """``Im J(theta + i h e_k) / h`` with h = 1e-20: no subtraction, so no cancellation.
+
+    Exact to rounding for a complex-analytic cost (truncation is ``h^2 f'''/6 ~ 1e-40``). The
+    error estimate is a few ulps of the estimate's scale.
+    """
+    imag = objective.complex_at_coordinates(index, COMPLEX_STEP)
+    numeric = imag / COMPLEX_STEP
+    scale = np.abs(numeric) + np.sqrt(np.mean(numeric ** 2)) if len(numeric) else 0.0
+    return Estimate(numeric, 8 * _EPS * scale, np.full(len(index), COMPLEX_STEP))

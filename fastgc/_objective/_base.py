@@ -57,6 +57,15 @@ class Objective:
         """
         raise NotImplementedError
 
+    def complex_at_coordinates(self, index: np.ndarray, h: float) -> np.ndarray:
+        """``Im J(theta + i h e_{index[j]})`` for each j (the complex step)."""
+        raise NotImplementedError(f"the {self.name} engine does not support method='complex'")
+
+    def kink_mask(self, index: np.ndarray, step: np.ndarray) -> np.ndarray | None:
+        """Which perturbations cross a kink of the cost (a ReLU switching), when the engine
+        can tell exactly; None when it cannot (black-box costs)."""
+        return None
+
     def close(self) -> None:
         """Release scratch memory; the objective is not used afterwards."""
 
@@ -103,3 +112,22 @@ def rounding_noise(base_cost: float) -> float:
     that noise never passes for a wrong gradient.
     """
     return 8.0 * np.finfo(np.float64).eps * max(abs(base_cost), np.finfo(np.float64).tiny)
+
+
+def as_complex_imag(value, where: str) -> float:
+    """``Im`` of a cost evaluated at complex parameters, or CostError when the cost is not
+    complex-safe (it returned a real value: abs, np.real, float() or a real buffer dropped the
+    imaginary part)."""
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, (complex, np.complexfloating)):
+        raise CostError(
+            f"method='complex' needs a complex-safe cost, but it returned "
+            f"{type(value).__name__} {where} for complex parameters: something in it drops the "
+            "imaginary part (abs, np.real, float(), a float64 buffer). Use method='richardson'."
+        )
+    if not (np.isfinite(value.real) and np.isfinite(value.imag)):
+        raise CostError(f"cost returned {value} {where}")
+    return float(value.imag)

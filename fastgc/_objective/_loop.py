@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Objective, as_cost_value, describe_point, rounding_noise
+from ._base import Objective, as_complex_imag, as_cost_value, describe_point, rounding_noise
 
 
 class LoopObjective(Objective):
@@ -22,6 +22,7 @@ class LoopObjective(Objective):
         self._cost = cost
         self._args = args
         self._work = theta.copy()
+        self._flat = flat
         # A numba cost takes the flat vector (``flat=True``); any other cost the user's
         # structure, as views into the working vector.
         self._params = self._work.view() if flat else layout.unflatten(self._work)
@@ -82,6 +83,22 @@ class LoopObjective(Objective):
                 out[j] = self._call(f"along direction {j} (step {step[j]:.3g})") - self.base_cost
             finally:
                 work[indices] = saved
+        return out
+
+    def complex_at_coordinates(self, index, h):
+        work = self._work.astype(np.complex128)
+        params = work.view() if self._flat else self.layout.unflatten(work)
+        out = np.empty(len(index))
+        for j in range(len(index)):
+            i = int(index[j])
+            original = work[i]
+            work[i] = original + 1j * h
+            try:
+                self.nfev += 1
+                value = self._cost(params, *self._args)
+                out[j] = as_complex_imag(value, f"at {self.layout.coordinate_name(i)} + {h:g}i")
+            finally:
+                work[i] = original
         return out
 
 

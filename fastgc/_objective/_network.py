@@ -61,6 +61,11 @@ class NetworkObjective(Objective):
         self.nfev += len(index)
         return out
 
+    def kink_mask(self, index, step):
+        from .._network_kernel import kink_mask
+
+        return kink_mask(self._net, self._theta, self._X, self._to_net[index], step)
+
     def along_directions(self, directions, step):
         out = np.empty(len(directions))
         work = self._theta.copy()

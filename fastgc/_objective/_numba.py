@@ -12,7 +12,14 @@ import numba
 import numpy as np
 
 from .._jit import jit
-from ._base import CostError, Objective, as_cost_value, describe_point, rounding_noise
+from ._base import (
+    CostError,
+    Objective,
+    as_complex_imag,
+    as_cost_value,
+    describe_point,
+    rounding_noise,
+)
 
 
 # The kernel takes the user's dispatcher as an argument, so numba specialises it per cost: it
@@ -31,6 +38,23 @@ def _coordinate_deltas(cost, theta, index, step, base, args, n_groups):
             original = work[i]
             work[i] = original + step[j]
             out[j] = cost(work, *args) - base
+            work[i] = original
+    return out
+
+
+@jit(parallel=True)
+def _complex_imag(cost, theta, index, h, args, n_groups):
+    """``out[j] = Im cost(theta + i h e_{index[j]}, *args)``, threads over groups."""
+    n = index.shape[0]
+    out = np.empty(n)
+    per_group = (n + n_groups - 1) // n_groups
+    for g in numba.prange(n_groups):
+        work = theta.astype(np.complex128)  # per-thread scratch
+        for j in range(g * per_group, min(n, (g + 1) * per_group)):
+            i = index[j]
+            original = work[i]
+            work[i] = original + 1j * h
+            out[j] = cost(work, *args).imag
             work[i] = original
     return out
 
@@ -75,6 +99,27 @@ class NumbaObjective(Objective):
             j = int(bad[0])
             raise CostError(f"cost returned {out[j] + self.base_cost} "
                             f"{describe_point(self.layout, int(index[j]), float(step[j]))}")
+        return out
+
+    def complex_at_coordinates(self, index, h):
+        probe = self.theta.astype(np.complex128)
+        probe[int(index[0])] += 1j * h
+        try:
+            value = self._cost(probe, *self._args)  # compiles the complex specialisation
+        except (numba.core.errors.TypingError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise TypeError(f"method='complex': the numba cost cannot be compiled for complex128 "
+                            f"parameters: {first}") from None
+        as_complex_imag(value, f"at {self.layout.coordinate_name(int(index[0]))} + {h:g}i")
+        n_groups = max(1, min(len(index), 4 * numba.get_num_threads()))
+        out = _complex_imag(self._cost, self.theta, np.ascontiguousarray(index, np.int64),
+                            float(h), self._args, n_groups)
+        self.nfev += len(index) + 1
+        bad = np.flatnonzero(~np.isfinite(out))
+        if bad.size:
+            j = int(bad[0])
+            raise CostError(f"cost returned a non-finite imaginary part at "
+                            f"{self.layout.coordinate_name(int(index[j]))} + {h:g}i")
         return out
 
     def along_directions(self, directions, step):

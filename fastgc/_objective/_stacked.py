@@ -92,3 +92,28 @@ class StackedObjective(Objective):
 
             out[start : start + len(part)] = self._evaluate(stack, where) - self.base_cost
         return out
+
+    def complex_at_coordinates(self, index, h):
+        out = np.empty(len(index))
+        for start in range(0, len(index), max(1, self.chunk // 2)):
+            idx = index[start : start + max(1, self.chunk // 2)]
+            stack = np.tile(self.theta.astype(np.complex128), (len(idx), 1))
+            stack[np.arange(len(idx)), idx] += 1j * h
+            self.nfev += len(idx)
+            values = np.asarray(self._cost(self._stacked_params(stack), *self._args))
+            if not np.iscomplexobj(values):
+                raise CostError(
+                    "method='complex' needs a complex-safe cost, but the batched cost returned "
+                    f"{values.dtype} values for complex parameters: something in it drops the "
+                    "imaginary part (abs, np.real, a float64 buffer). Use method='richardson'."
+                )
+            if values.shape != (len(idx),):
+                raise CostError(f"the batched cost returned shape {values.shape} for a batch "
+                                f"of {len(idx)} points")
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                j = int(bad[0])
+                raise CostError(f"cost returned {values[j]} at "
+                                f"{self.layout.coordinate_name(int(idx[j]))} + {h:g}i")
+            out[start : start + len(idx)] = values.imag
+        return out
