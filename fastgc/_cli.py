@@ -1,4 +1,4 @@
-"""The ``fastgc`` command: ``fastgc demo`` (and ``python -m fastgc``).
+"""The ``fastgc`` command: ``fastgc demo``, ``fastgc bench`` (and ``python -m fastgc``).
 
 Importing this module is cheap: numba and scipy are imported only by the subcommands.
 """
@@ -21,6 +21,22 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the gradient-checking exercise end to end")
     demo.add_argument("--repeat", type=int, default=5,
                       help="timing repetitions for the loop-vs-fastgc comparison (default 5)")
+    bench = sub.add_parser("bench", help="time fastgc against the exercise's loop and peers")
+    bench.add_argument("--workloads", default="exercise,medium,mnist,large",
+                       help="comma-separated: exercise, medium, mnist, large (default: all)")
+    bench.add_argument("--repeat", type=int, default=3, help="timed calls per row (median)")
+    bench.add_argument("--full", action="store_true",
+                       help="larger caps and subsets: fewer extrapolated rows, slower")
+    bench.add_argument("--contenders", default=None,
+                       help="comma-separated contender names (default: all installed)")
+    bench.add_argument("--no-startup", action="store_true",
+                       help="skip the import / JIT compile / first-check subprocess rows")
+    bench.add_argument("--blas-threads", type=int, default=1,
+                       help="OPENBLAS_NUM_THREADS for the timed process (default 1; 0 keeps "
+                            "the BLAS default)")
+    bench.add_argument("--json", metavar="FILE", help="write the raw numbers")
+    bench.add_argument("--plot", metavar="FILE.png", help="log-log time vs parameters "
+                       "(needs matplotlib)")
     return parser
 
 
@@ -37,6 +53,20 @@ def main(argv=None) -> int:
         from ._demo import run_demo
 
         return run_demo(repeat=args.repeat)
+    if args.command == "bench":
+        if args.repeat < 1:
+            parser.error(f"--repeat must be at least 1, not {args.repeat}")
+        if args.blas_threads > 0 and "numpy" not in sys.modules:
+            import os  # before numpy loads: OpenBLAS reads it once
+
+            for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(var, str(args.blas_threads))
+        from ._bench import main as bench_main
+
+        return bench_main(workloads=args.workloads.split(","), repeat=args.repeat,
+                          full=args.full, json_path=args.json, plot_path=args.plot,
+                          contenders=args.contenders and args.contenders.split(","),
+                          startup=not args.no_startup)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover (argparse catches it)
     return 2
 
