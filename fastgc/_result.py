@@ -79,6 +79,8 @@ class BlockResult:
         ``"ok"``, or what is wrong ("dW2 is 2 x the numeric gradient", rows, entries).
     localisation_nfev : int
         Cost evaluations spent localising the wrong entries (``directions`` mode).
+    kinks : int
+        Checked coordinates whose step crosses a kink (judged by one-sided differences).
     """
 
     name: str
@@ -90,6 +92,7 @@ class BlockResult:
     noise: float
     diagnosis: str
     localisation_nfev: int = 0
+    kinks: int = 0
 
 
 @dataclass
@@ -125,6 +128,11 @@ class CheckResult:
         Gradient keys recognised as backprop intermediates (``"dZ1"``) and ignored.
     notes : list of str
         What the report should say besides the numbers (kinks, coverage).
+    kinks : list of str
+        Coordinates not differentiable within the step (a ReLU kink crossed), judged against
+        one-sided differences instead of the threshold.
+    threshold_rule : str
+        How the verdict's tolerance was set, in words.
     """
 
     difference: float
@@ -140,6 +148,8 @@ class CheckResult:
     checked: np.ndarray
     ignored_keys: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    kinks: list = field(default_factory=list)
+    threshold_rule: str = ""
     _entries: tuple = field(default=(), repr=False)
 
     def __bool__(self) -> bool:
@@ -174,6 +184,8 @@ class CheckResult:
             f"  {self.method} differences ({self.step}), engine {self.engine}, "
             f"{self.nfev} cost evaluations, {_seconds(self.seconds)}",
         ]
+        if self.threshold_rule:
+            lines.append(f"  tolerance: {self.threshold_rule}")
         width = max([5, *(len(n) for n in self.blocks)])  # max(5) alone would raise
         lines.append(f"  {'block':<{width}}  {'checked':>8}  {'difference':>10}  verdict")
         for b in self.blocks.values():
@@ -196,32 +208,62 @@ class CheckResult:
 
 
 def build_result(layout, index, analytic, estimate, threshold, *, nfev, seconds, engine, method,
-                 step, ignored_keys=(), notes=()) -> CheckResult:
-    """Assemble a :class:`CheckResult` from a coordinate-wise estimate."""
+                 step, ignored_keys=(), notes=(), kinked=None, kink_consistent=None,
+                 threshold_rule="") -> CheckResult:
+    """Assemble a :class:`CheckResult` from a coordinate-wise estimate.
+
+    ``kinked`` (bool, aligned with ``index``) marks coordinates whose step crosses a kink: they
+    are left out of the differences and verdicts, and judged by ``kink_consistent`` (whether the
+    analytic value lies within the one-sided differences) instead.
+    """
     a, err = estimate.numeric, estimate.error
     g = analytic[index]
+    if kinked is None:
+        kinked = np.zeros(len(index), dtype=bool)
+    consistent = np.ones(len(index), dtype=bool)
+    if kink_consistent is not None:
+        consistent[kinked] = kink_consistent
+    smooth = ~kinked
     abs_err = np.abs(g - a)
     tolerance = threshold * (np.abs(g) + np.abs(a)) + SAFETY * err
-    wrong = abs_err > tolerance
+    wrong = (abs_err > tolerance) & smooth | ~consistent
     block_of = layout.block_index(index)
     blocks = {}
     for b_i, block in enumerate(layout.blocks):
         sel = np.flatnonzero(block_of == b_i)
         if sel.size == 0:
             continue
-        gb, ab, eb = g[sel], a[sel], err[sel]
+        ok = sel[smooth[sel]]
+        gb, ab, eb = g[ok], a[ok], err[ok]
         diff = relative_difference(gb, ab)
         noise = float(np.linalg.norm(eb))
-        passed = block_passes(gb, ab, noise, threshold)
+        passed = block_passes(gb, ab, noise, threshold) and bool(consistent[sel].all())
         local = index[sel] - block.offset
-        diagnosis = "ok" if passed else diagnose(block, gb, ab, wrong[sel], local)
+        if passed:
+            diagnosis = "ok"
+        elif not consistent[sel].all():
+            bad = [block.entry_name(int(i)) for i in local[~consistent[sel]][:5]]
+            diagnosis = (f"{int((~consistent[sel]).sum())} entries lie outside the one-sided "
+                         f"differences across a kink: {', '.join(bad)}")
+        else:
+            diagnosis = diagnose(block, g[sel], a[sel], wrong[sel], local)
         blocks[block.name] = BlockResult(block.name, block.shape, int(sel.size), diff,
-                                         bool(passed), float(abs_err[sel].max()), noise,
-                                         diagnosis)
+                                         bool(passed), float(abs_err[ok].max(initial=0.0)),
+                                         noise, diagnosis, kinks=int(kinked[sel].sum()))
     numeric_flat = np.full(layout.size, np.nan)
     numeric_flat[index] = a
+    notes = list(notes)
+    n_kinks = int(kinked.sum())
+    if n_kinks:
+        names = [layout.coordinate_name(int(i)) for i in index[kinked][:5]]
+        more = f" and {n_kinks - 5} more" if n_kinks > 5 else ""
+        verdict = ("all consistent" if consistent.all()
+                   else f"{int((~consistent).sum())} inconsistent")
+        notes.append(f"{n_kinks} coordinate(s) not differentiable within the step (a kink is "
+                     f"crossed): {', '.join(names)}{more}; judged against the one-sided "
+                     f"differences instead: {verdict}")
     return CheckResult(
-        difference=relative_difference(g, a),
+        difference=relative_difference(g[smooth], a[smooth]),
         passed=all(b.passed for b in blocks.values()),
         threshold=float(threshold),
         blocks=blocks,
@@ -233,7 +275,9 @@ def build_result(layout, index, analytic, estimate, threshold, *, nfev, seconds,
         step=step,
         checked=np.asarray(index),
         ignored_keys=list(ignored_keys),
-        notes=list(notes),
+        notes=notes,
+        kinks=[layout.coordinate_name(int(i)) for i in index[kinked]],
+        threshold_rule=threshold_rule,
         _entries=entries_table(layout, index, analytic, estimate, threshold),
     )
 
