@@ -1,0 +1,171 @@
+"""Sharper verdicts: Richardson, the complex step, kinks, and the error-model threshold.
+
+References are closed forms and fastgc.MLP.gradients (itself tested against the loop of the
+exercise), never numbers the scheme under test produced.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+import fastgc
+
+# ---- a zoo of dense networks --------------------------------------------------------------
+ZOO = [
+    # (hidden activation, loss, l2, batch size)
+    ("relu", "bce", 0.0, 3),
+    ("leaky_relu", "ce", 0.1, 16),
+    ("tanh", "ce", 0.0, 64),
+    ("sigmoid", "mse", 0.2, 8),
+    ("tanh", "bce", 0.05, 256),
+    ("relu", "mse", 0.0, 32),
+]
+
+
+def _zoo_problem(act, loss, l2, m, seed=0, dims=(5, 8, 6, 3)):
+    dims = list(dims)
+    net = fastgc.MLP(dims, act, loss, l2=l2)
+    params = net.init(seed)
+    rng = np.random.default_rng(seed + 1)
+    X = rng.standard_normal((dims[0], m))
+    if loss == "ce":
+        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], m)]
+    else:
+        Y = (rng.random((dims[-1], m)) < 0.5).astype(float)
+    return net, params, X, Y, net.gradients(params, X, Y)
+
+
+@pytest.mark.parametrize("method", ["central", "richardson"])
+@pytest.mark.parametrize("engine", ["network", "loop"])
+@pytest.mark.parametrize("act, loss, l2, m", ZOO)
+def test_no_false_failures_on_correct_gradients(act, loss, l2, m, engine, method):
+    net, params, X, Y, grads = _zoo_problem(act, loss, l2, m)
+    result = fastgc.check(net, grads, params, X, Y, engine=engine, method=method)
+    assert result.passed, result.report()
+
+
+@pytest.mark.parametrize("act, loss, l2, m", ZOO)
+def test_one_part_in_a_million_is_caught_by_richardson_and_missed_by_central(act, loss, l2, m):
+    net, params, X, Y, grads = _zoo_problem(act, loss, l2, m)
+    grads["dW2"] = grads["dW2"] * (1 + 1e-6)
+    sharp = fastgc.check(net, grads, params, X, Y, method="richardson")
+    assert not sharp.passed
+    assert [n for n, b in sharp.blocks.items() if not b.passed] == ["W2"]
+    exercise = fastgc.check(net, grads, params, X, Y, eps=1e-7, threshold=2e-7)
+    assert exercise.passed  # the exercise's setting cannot see it
+
+
+@pytest.mark.parametrize("act, loss", [("tanh", "ce"), ("sigmoid", "bce"), ("tanh", "mse")])
+def test_richardson_accuracy_on_smooth_networks(act, loss):
+    net, params, X, Y, grads = _zoo_problem(act, loss, 0.1, 16)
+    result = fastgc.check(net, grads, params, X, Y, method="richardson")
+    exact = np.concatenate([grads["d" + k].ravel() for k in params])
+    numeric = np.concatenate([result.numeric[k].ravel() for k in params])
+    rel = np.linalg.norm(numeric - exact) / np.linalg.norm(exact)
+    assert rel <= 1e-10
+    assert "Richardson error model" in result.report()
+
+
+def test_richardson_counts_and_error_estimates():
+    net, params, X, Y, grads = _zoo_problem("tanh", "ce", 0.0, 8)
+    result = fastgc.check(net, grads, params, X, Y, method="richardson")
+    P = sum(v.size for v in params.values())
+    # scipy's order-4 scheme: at least 4 evaluations per coordinate, at most 5 iterations
+    assert 4 * P < result.nfev <= 2 * 5 * 2 * P + 1 + 2 * P
+    assert result.threshold == 1e-8
+
+
+# ---- the complex step -----------------------------------------------------------------------
+def _smooth(theta, A):
+    # log-sum-exp of tanh(A theta): complex-analytic
+    z = np.tanh(A @ theta)
+    return np.log(np.sum(np.exp(z)))
+
+
+def _smooth_grad(theta, A):
+    z = np.tanh(A @ theta)
+    p = np.exp(z) / np.sum(np.exp(z))
+    return A.T @ (p * (1 - z**2))
+
+
+@numba.njit
+def _smooth_numba(theta, A):
+    # numba's matmul does not mix float64 and complex128: the same cost with loops
+    z = np.zeros(A.shape[0], dtype=theta.dtype)
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            z[i] += A[i, j] * theta[j]
+    return np.log(np.sum(np.exp(np.tanh(z))))
+
+
+@fastgc.batched
+def _smooth_batched(theta, A):
+    z = np.tanh(np.matmul(A, theta[..., None])[..., 0])
+    return np.log(np.sum(np.exp(z), axis=-1))
+
+
+@pytest.mark.parametrize("cost, engine", [(_smooth, "loop"), (_smooth_numba, "numba"),
+                                          (_smooth_batched, "stacked")])
+def test_complex_step_is_exact_to_rounding(cost, engine):
+    rng = np.random.default_rng(4)
+    theta, A = rng.standard_normal(7), rng.standard_normal((5, 7))
+    exact = _smooth_grad(theta, A)
+    result = fastgc.check(cost, exact, theta, A, method="complex", engine=engine)
+    assert result.engine == engine
+    assert result.passed, result.report()
+    np.testing.assert_allclose(result.numeric, exact, rtol=1e-13, atol=1e-15)
+    wrong = exact * (1 + 1e-6)
+    assert not fastgc.check(cost, wrong, theta, A, method="complex", engine=engine).passed
+
+
+def test_complex_step_refuses_a_cost_that_drops_the_imaginary_part():
+    with pytest.raises(ValueError, match="needs a complex-safe cost, but it returned float"):
+        fastgc.check(lambda x: float(np.sum(np.abs(x) ** 2)), lambda x: 2 * x,
+                     np.array([1.0, -2.0]), method="complex")
+    with pytest.raises(ValueError, match="needs a complex-safe cost"):
+        fastgc.check(lambda x: np.real(np.sum(x**3)), lambda x: 3 * x**2, np.array([1.0, 2.0]),
+                     method="complex")
+
+
+def test_complex_step_refuses_a_non_analytic_cost():
+    # |x|^2 via conj: stays complex, but Im(J(x + ih)) = 0: not analytic
+    def cost(x):
+        return np.sum(x * np.conj(x)) + np.sum(x)
+
+    with pytest.raises(ValueError, match="not complex-analytic"):
+        fastgc.check(cost, lambda x: 2 * x.real + 1, np.array([1.0, -2.0]), method="complex")
+
+
+# ---- kinks ------------------------------------------------------------------------------------
+def test_kink_inside_the_step_is_reported_not_failed():
+    # J = sum(relu(x)); x[1] sits 1e-7 from the kink, inside a step of 1e-5
+    def cost(x):
+        return np.sum(np.maximum(x, 0.0))
+
+    x = np.array([0.5, 1e-7, -0.3])
+    grad = (x > 0).astype(float)
+    result = fastgc.check(cost, grad, x, eps=1e-5)
+    assert result.passed, result.report()
+    assert result.kinks == ["params[1]"]
+    assert any("not differentiable within the step" in n for n in result.notes)
+    # a value outside both one-sided differences is still a wrong gradient
+    bad = grad.copy()
+    bad[1] = 3.0
+    failed = fastgc.check(cost, bad, x, eps=1e-5)
+    assert not failed.passed
+    assert "outside the one-sided differences" in failed.blocks["params"].diagnosis
+
+
+def test_network_engine_names_kinks_exactly():
+    net, params, X, Y, grads = _zoo_problem("relu", "ce", 0.0, 64, dims=(10, 20, 10, 3))
+    result = fastgc.check(net, grads, params, X, Y, method="richardson")
+    assert result.passed
+    assert len(result.kinks) > 0  # 1e-3 steps in a relu net with 64 examples cross kinks
+    from fastgc._network_kernel import kink_mask
+
+    theta = net.flatten(params)
+    names = [f"{k}[{i}, {j}]" for k in params for i, j in np.ndindex(params[k].shape)]
+    h = 1e-3 * np.maximum(1.0, np.abs(theta))
+    idx = np.arange(theta.size)
+    mask = kink_mask(net, theta, X, idx, h) | kink_mask(net, theta, X, idx, -h)
+    assert result.kinks == [n for n, k in zip(names, mask, strict=True) if k]
