@@ -6,7 +6,15 @@ raising, so a kernel never needs a Python-level exception path). ``fastmath`` is
 assumes no NaN or inf, and a gradient checker must see them.
 """
 
+import threading
+
 import numba
+
+# Parallel kernels are launched under this lock. numba's "workqueue" threading layer (the one
+# used where neither TBB nor OpenMP is available) aborts the process when two Python threads
+# launch parallel kernels at once; serialising launches costs nothing, since one kernel already
+# uses every core.
+PARALLEL_LOCK = threading.RLock()
 
 _OPTIONS = {"cache": True, "error_model": "numpy", "nogil": True}
 

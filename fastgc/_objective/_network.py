@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._jit import PARALLEL_LOCK
 from ._base import Objective, as_cost_value, rounding_noise
 
 
@@ -56,15 +57,17 @@ class NetworkObjective(Objective):
     def at_coordinates(self, index, step):
         from .._network_kernel import coordinate_deltas
 
-        out = coordinate_deltas(self._net, self._theta, self._X, self._Y, self._to_net[index],
-                                step, max_memory=self._max_memory)
+        with PARALLEL_LOCK:
+            out = coordinate_deltas(self._net, self._theta, self._X, self._Y,
+                                    self._to_net[index], step, max_memory=self._max_memory)
         self.nfev += len(index)
         return out
 
     def kink_mask(self, index, step):
         from .._network_kernel import kink_mask
 
-        return kink_mask(self._net, self._theta, self._X, self._to_net[index], step)
+        with PARALLEL_LOCK:
+            return kink_mask(self._net, self._theta, self._X, self._to_net[index], step)
 
     def along_directions(self, directions, step):
         out = np.empty(len(directions))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._jit import jit
+from .._jit import PARALLEL_LOCK, jit
 from ._base import (
     CostError,
     Objective,
@@ -90,9 +90,11 @@ class NumbaObjective(Objective):
         if n == 0:
             return np.empty(0)
         n_groups = max(1, min(n, 4 * numba.get_num_threads()))
-        out = _coordinate_deltas(self._cost, self.theta, np.ascontiguousarray(index, np.int64),
-                                 np.ascontiguousarray(step, np.float64), self.base_cost,
-                                 self._args, n_groups)
+        with PARALLEL_LOCK:
+            out = _coordinate_deltas(self._cost, self.theta,
+                                     np.ascontiguousarray(index, np.int64),
+                                     np.ascontiguousarray(step, np.float64), self.base_cost,
+                                     self._args, n_groups)
         self.nfev += n
         bad = np.flatnonzero(~np.isfinite(out))
         if bad.size:
@@ -112,8 +114,9 @@ class NumbaObjective(Objective):
                             f"parameters: {first}") from None
         as_complex_imag(value, f"at {self.layout.coordinate_name(int(index[0]))} + {h:g}i")
         n_groups = max(1, min(len(index), 4 * numba.get_num_threads()))
-        out = _complex_imag(self._cost, self.theta, np.ascontiguousarray(index, np.int64),
-                            float(h), self._args, n_groups)
+        with PARALLEL_LOCK:
+            out = _complex_imag(self._cost, self.theta, np.ascontiguousarray(index, np.int64),
+                                float(h), self._args, n_groups)
         self.nfev += len(index) + 1
         bad = np.flatnonzero(~np.isfinite(out))
         if bad.size:
