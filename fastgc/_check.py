@@ -14,6 +14,7 @@ from ._layout import Layout
 from ._localise import DEFAULT_BUDGET, check_directions, localise_block
 from ._objective import ENGINES, CostError, make_objective
 from ._plan import directions_plan, full_plan, miss_probability, subset_plan
+from ._progress import with_progress
 from ._result import (
     SAFETY,
     BlockResult,
@@ -140,7 +141,7 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
 
 def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
           method="central", subset=None, directions=None, seed=0, budget=DEFAULT_BUDGET,
-          max_memory=None):
+          max_memory=None, progress=None):
     """Check an analytic gradient against finite differences of the cost.
 
     Parameters
@@ -194,7 +195,13 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         Cost evaluations allowed per failing block to localise the wrong entries in
         ``directions`` mode (default 400; 0 disables localisation).
     max_memory : int, optional
-        Bytes of scratch memory the fast engines may use at once (chunk size).
+        Bytes of scratch memory the fast engines may use at once (chunk size): the stacked
+        engine's parameter stacks (default 64 MiB) and the network engine's tables (default
+        256 MiB). Smaller is slower, never less exact.
+    progress : bool, optional
+        A progress bar on stderr, drawn between chunks of work (which also makes a long check
+        stop promptly on Ctrl-C). Default: on a terminal, for checks projected to take more
+        than 2 s; ``False`` turns it off, ``True`` forces it.
 
     Returns
     -------
@@ -239,8 +246,15 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     start = time.perf_counter()
     inputs = _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset,
                        directions, seed, budget)
+    if progress not in (None, True, False):
+        raise TypeError(f"progress must be True, False or None, not {progress!r}")
+    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(
+            max_memory, (int, np.integer)) or max_memory < 1):
+        raise ValueError(f"max_memory must be a positive int (bytes) or None, not "
+                         f"{max_memory!r}")
     objective = make_objective(cost, inputs.layout, inputs.theta, args, inputs.engine,
                                max_memory=max_memory)
+    objective = with_progress(objective, progress)
     try:
         if inputs.directions is not None:
             return _run_directions(objective, inputs, start)
