@@ -131,3 +131,18 @@ def as_complex_imag(value, where: str) -> float:
     if not (np.isfinite(value.real) and np.isfinite(value.imag)):
         raise CostError(f"cost returned {value} {where}")
     return float(value.imag)
+
+
+def nonfinite_data_hint(args) -> str:
+    """``" (args[0] has nan at [0, 2])"`` when an array argument holds NaN/inf, else ``""``.
+
+    Appended to the error for a non-finite cost at the unperturbed point: bad data is the
+    usual cause. Data with inf can be legitimate (masks), so it is only a hint, not an error.
+    """
+    for k, arg in enumerate(args):
+        if isinstance(arg, np.ndarray) and arg.dtype.kind in "fc":
+            bad = np.argwhere(~np.isfinite(arg))
+            if bad.size:
+                at = ", ".join(str(int(i)) for i in bad[0])
+                return f" (args[{k}] has {arg[tuple(bad[0])]} at [{at}])"
+    return ""

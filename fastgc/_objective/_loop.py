@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Objective, as_complex_imag, as_cost_value, describe_point, rounding_noise
+from ._base import (
+    CostError,
+    Objective,
+    as_complex_imag,
+    as_cost_value,
+    describe_point,
+    nonfinite_data_hint,
+    rounding_noise,
+)
 
 
 class LoopObjective(Objective):
@@ -31,7 +39,10 @@ class LoopObjective(Objective):
         views = [self._params] if flat else _arrays_of(self._params, layout)
         for view in views:
             view.flags.writeable = False
-        self.base_cost = self._call("at the unperturbed parameters")
+        try:
+            self.base_cost = self._call("at the unperturbed parameters")
+        except CostError as exc:
+            raise CostError(str(exc) + nonfinite_data_hint(args)) from None
         self.noise = rounding_noise(self.base_cost)
 
     def _call(self, where) -> float:
