@@ -44,6 +44,9 @@ METHODS = ("central", "richardson", "complex")
 # estimate is itself an extrapolation). Both sit far below the 1e-6 that central needs, so a
 # gradient wrong by one part in 10^6 fails.
 METHOD_THRESHOLDS = {"richardson": 1e-8, "complex": 1e-11}
+# Directions mode extrapolates two steps and carries an error estimate (see _localise): its
+# verdict follows that error model with this floor.
+DIRECTIONS_THRESHOLD = 1e-9
 
 # Default verdict threshold on the relative difference. Central differences at the default
 # step are accurate to ~1e-10 relative on smooth costs (truncation and rounding balance near
@@ -96,12 +99,16 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
                 f"{DEFAULT_CENTRAL_STEP:.2g} x max(1, |theta|))"
             )
     if threshold is None:
-        threshold = METHOD_THRESHOLDS.get(method, DEFAULT_THRESHOLD)
+        threshold = (DIRECTIONS_THRESHOLD if directions is not None and method == "central"
+                     else METHOD_THRESHOLDS.get(method, DEFAULT_THRESHOLD))
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise TypeError(f"threshold must be a float, not {type(threshold).__name__}")
     threshold = float(threshold)
     if not (math.isfinite(threshold) and threshold > 0):
         raise ValueError(f"threshold must be a positive finite float, not {threshold}")
+    if directions is not None and method != "central":
+        raise ValueError(f"directions mode runs its own two-step extrapolation along each "
+                         f"direction: leave method='central' (got method={method!r})")
     if subset is not None and directions is not None:
         raise ValueError("subset and directions are two different modes: pass one of them")
     if subset is not None:
@@ -433,17 +440,20 @@ def _run_directions(objective, inputs: _Inputs, start: float) -> CheckResult:
     estimate = (central(objective, index, coordinate_steps(theta, index, inputs.eps))
                 if index.size else None)
     all_g, all_a = checked.analytic, checked.numeric
-    notes = [f"directions mode: {inputs.directions} Gaussian direction(s) per block compare "
-             "g.v with the central difference along v; a wrong gradient goes unseen only on a "
-             "set of directions of measure zero, or when its error along v is below "
-             f"threshold x |g.v| (about threshold x ||g_block|| in norm)"]
+    notes = [f"directions mode: {inputs.directions} Gaussian direction(s) per block; g.v is "
+             "compared with central differences along v at h and h/2, extrapolated (4 "
+             "evaluations per direction). A wrong gradient goes unseen only on a set of "
+             "directions of measure zero, or when its error along v is within the tolerance "
+             "(roughly threshold x ||g_block|| in norm, or the estimated error)"]
     return CheckResult(
         difference=relative_difference(all_g, all_a),
         passed=all(b.passed for b in blocks.values()),
         threshold=inputs.threshold, blocks=blocks, numeric=None, nfev=objective.nfev,
         seconds=time.perf_counter() - start, engine=objective.name,
-        method=inputs.method, step=_step_text(inputs.eps), checked=index,
-        ignored_keys=inputs.ignored_keys, notes=notes,
+        method="directions", step=_step_text(inputs.eps) + " and half of it",
+        checked=index, ignored_keys=inputs.ignored_keys, notes=notes,
+        threshold_rule=f"{inputs.threshold:.0e} relative + {SAFETY:g} x the estimated error "
+                       "of each extrapolated directional derivative",
         _entries=entries_table(layout, index, analytic, estimate, inputs.threshold)
         if estimate is not None else (),
     )

@@ -1,11 +1,11 @@
 """Directional checks, and localisation of wrong entries by bisection.
 
-A directional check compares ``g . v`` (the analytic gradient along ``v``) with the central
-difference of the cost along ``v``: one +/- pair of evaluations whatever the size of ``v``'s
-support. When a block fails, its coordinates are split into groups (rows of a matrix, or single
-entries), and groups are bisected: a random direction supported on each half is checked, and
-only failing halves are split further. A single wrong entry among n is found with about
-``4 log2(n)`` evaluations instead of ``2n``.
+A directional check compares ``g . v`` (the analytic gradient along ``v``) with extrapolated
+central differences of the cost along ``v``: two +/- pairs of evaluations whatever the size of
+``v``'s support. When a block fails, its coordinates are split into groups (rows of a matrix,
+or single entries), and groups are bisected: a random direction supported on each half is
+checked, and only failing halves are split further. A single wrong entry among n is found with about
+``8 log2(n)`` evaluations instead of ``2n``.
 """
 
 from __future__ import annotations
@@ -50,21 +50,36 @@ def direction_steps(theta, directions, eps) -> np.ndarray:
 
 
 def check_directions(objective, analytic_flat, theta, directions, eps) -> DirectionalCheck:
-    """Check ``directions`` (a list of :class:`~fastgc._plan.Direction`): 2 evaluations each.
+    """Check ``directions`` (a list of :class:`~fastgc._plan.Direction`): 4 evaluations each.
+
+    Central differences at h and h/2 along each direction, extrapolated,
+    ``(4 D(h/2) - D(h)) / 3``, which cancels the h^2 term; the disagreement
+    ``|R - D(h/2)|`` estimates the remaining error (large where the step crosses a kink), plus
+    the rounding the combination amplifies (3 noise / h). So the verdict can follow the
+    numerics, well below the central threshold: a single entry off by 1e-3 in a block of 10^6
+    moves g . v by ~1e-6 relative.
 
     The analytic side uses the step actually applied, ``(fl(theta + h v) - fl(theta - h v)) /
-    2h``, so the rounding of ``theta + h v`` (large when ``h v_i`` is tiny) cancels out of the
-    comparison.
+    2h`` (and the same at h/2), so the rounding of ``theta + h v`` (large when ``h v_i`` is
+    tiny) cancels out of the comparison.
     """
     steps = direction_steps(theta, directions, eps)
     pairs = [(d.indices, d.values) for d in directions]
-    estimate = central_directions(objective, pairs, steps)
-    analytic = np.empty(len(directions))
+    n = len(directions)
+    both = central_directions(objective, pairs * 2, np.concatenate([steps, steps / 2]))
+    coarse, fine = both.numeric[:n], both.numeric[n:]
+    numeric = (4 * fine - coarse) / 3
+    error = np.abs(numeric - fine) + 3 * objective.noise / steps
+    analytic = np.empty(n)
     for j, d in enumerate(directions):
-        t = theta[d.indices]
-        effective = ((t + steps[j] * d.values) - (t - steps[j] * d.values)) / (2 * steps[j])
-        analytic[j] = analytic_flat[d.indices] @ effective
-    return DirectionalCheck(analytic, estimate.numeric, estimate.error)
+        t, g = theta[d.indices], analytic_flat[d.indices]
+        values = []
+        for h in (steps[j], steps[j] / 2):
+            effective = ((t + h * d.values) - (t - h * d.values)) / (2 * h)
+            values.append(g @ effective)
+        # the analytic counterpart of the extrapolation: the same combination
+        analytic[j] = (4 * values[1] - values[0]) / 3
+    return DirectionalCheck(analytic, numeric, error)
 
 
 @dataclass

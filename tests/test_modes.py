@@ -86,7 +86,7 @@ def test_directions_pass_correct_gradients_with_two_evaluations_per_direction():
     net, params, X, Y, grads = _net_problem()
     result = fastgc.check(net, grads, params, X, Y, directions=3)
     assert result.passed, result.report()
-    assert result.nfev == 2 * 3 * len(params) + 1
+    assert result.nfev == 4 * 3 * len(params) + 1  # +/- at h and h/2
     assert all(b.count == 3 for b in result.blocks.values())
     assert any("measure zero" in n for n in result.notes)
 
@@ -143,7 +143,7 @@ def test_budget_bounds_localisation_and_zero_disables_it():
     bad = _wrong(grads, "entry")
     none = fastgc.check(net, bad, params, X, Y, directions=2, budget=0)
     assert not none.passed and "localisation disabled" in none.blocks["W2"].diagnosis
-    assert none.nfev == 2 * 2 * len(params) + 1
+    assert none.nfev == 4 * 2 * len(params) + 1
     small = fastgc.check(net, bad, params, X, Y, directions=2, budget=8)
     assert small.blocks["W2"].localisation_nfev <= 8
     assert "budget exhausted" in small.blocks["W2"].diagnosis
@@ -161,6 +161,7 @@ def test_budget_bounds_localisation_and_zero_disables_it():
     (dict(directions=2, subset=5), ValueError, "subset and directions are two different modes"),
     (dict(directions=2, budget=-1), ValueError, "budget must be a non-negative int"),
     (dict(seed="x"), TypeError, "seed must be"),
+    (dict(directions=2, method="complex"), ValueError, "leave method='central'"),
 ])
 def test_mode_options_are_validated(options, error, match):
     net, params, X, Y, grads = _net_problem()
