@@ -125,13 +125,13 @@ def richardson_scipy(objective, theta: np.ndarray, index: np.ndarray,
 COMPLEX_STEP = 1e-20
 
 
-def complex_step(objective, index: np.ndarray) -> Estimate:
+def complex_step(objective, index: np.ndarray, h: float = COMPLEX_STEP) -> Estimate:
     """``Im J(theta + i h e_k) / h`` with h = 1e-20: no subtraction, so no cancellation.
 
     Exact to rounding for a complex-analytic cost (truncation is ``h^2 f'''/6 ~ 1e-40``). The
     error estimate is a few ulps of the estimate's scale.
     """
-    imag = objective.complex_at_coordinates(index, COMPLEX_STEP)
-    numeric = imag / COMPLEX_STEP
+    imag = objective.complex_at_coordinates(index, h)
+    numeric = imag / h
     scale = np.abs(numeric) + np.sqrt(np.mean(numeric ** 2)) if len(numeric) else 0.0
-    return Estimate(numeric, 8 * _EPS * scale, np.full(len(index), COMPLEX_STEP))
+    return Estimate(numeric, 8 * _EPS * scale, np.full(len(index), h))
