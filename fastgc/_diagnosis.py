@@ -99,6 +99,9 @@ def diagnose_factor(block, analytic: np.ndarray, numeric: np.ndarray,
     gname = _gradient_name(block)
     if abs(factor + 1.0) < 1e-3:
         return f"{gname} has the wrong sign (-1 x the numeric gradient)"
+    if abs(factor - 1.0) < 1e-2:  # "1 x" would hide the discrepancy: show it
+        sign = "+" if factor > 1 else "-"
+        return f"{gname} is (1 {sign} {abs(factor - 1):.2g}) x the numeric gradient"
     return f"{gname} is {factor:.4g} x the numeric gradient"
 
 

@@ -177,10 +177,11 @@ class CheckResult:
         if color is None:
             color = _use_color()
         ok = _paint("passed", "32", color) if self.passed else _paint("FAILED", "31", color)
-        relation = "<=" if self.difference <= self.threshold else ">"
+        failing = sum(not b.passed for b in self.blocks.values())
+        verdict = (f"{failing} of {len(self.blocks)} blocks fail; " if failing else "")
         lines = [
-            f"fastgc check {ok}: difference {self.difference:.3e} {relation} threshold "
-            f"{self.threshold:.1e}",
+            f"fastgc check {ok}: {verdict}difference {self.difference:.3e} (threshold "
+            f"{self.threshold:.1e})",
             f"  {self.method} differences ({self.step}), engine {self.engine}, "
             f"{self.nfev} cost evaluations, {_seconds(self.seconds)}",
         ]

@@ -133,13 +133,6 @@ def test_network_engine_equals_loop_engine(problem):
 
 
 # ---- (b) every mode passes correct gradients -------------------------------------------------
-# Richardson's 1e-3 steps cross relu kinks; fastgc then judges the analytic value against the
-# one-sided differences, but without their truncation error h|f''|/2, so a correct gradient can
-# fail there (test_kink_judgement_allows_the_one_sided_truncation_error below shows it on a
-# 4-parameter network). Only that verdict is tolerated here.
-KINK_BUG = "outside the one-sided differences across a kink"
-
-
 @given(problems())
 def test_every_mode_passes_correct_gradients(problem):
     note(repr(problem))
@@ -149,8 +142,6 @@ def test_every_mode_passes_correct_gradients(problem):
         result = fastgc.check(p.net, grads, p.params, p.X, p.Y, **options)
         assert result.engine == "network"
         failing = {name: b.diagnosis for name, b in result.blocks.items() if not b.passed}
-        if options.get("method") == "richardson":
-            failing = {k: v for k, v in failing.items() if KINK_BUG not in v}
         assert not failing, f"{options}: {result.report(color=False)}"
 
 
@@ -260,10 +251,8 @@ def test_loop_engine_passes_a_correct_gradient_on_a_steep_bce_output():
     assert result.passed, result.report(color=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: across a kink the analytic value is judged against the one-sided differences at "
-    "the step h with no allowance for their truncation error h|f''|/2 "
-    "(fastgc/_check.py _one_sided_consistent), so a correct gradient fails method='richardson'"))
+# Was a bug: the one-sided differences at h carried their O(h f'') truncation error into the
+# judgement; fastgc/_check.py _one_sided_consistent now extrapolates them over h and h/2.
 @pytest.mark.parametrize("engine", ["network", "loop"])
 def test_kink_judgement_allows_the_one_sided_truncation_error(engine):
     # Example 0's relu pre-activation sits 3e-5 below 0, inside Richardson's step for b1
