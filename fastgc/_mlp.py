@@ -339,23 +339,35 @@ class MLP:
         Zs, As = self._forward(params, X)
         m = X.shape[1]
         L = self.n_layers
-        A = As[-1]
-        if self.loss == "bce":
-            dZ = A - Y
-        elif self.loss == "ce":
-            # d/dz of (sum_j y_j) lse(z) - y.z; labels need not sum to one.
-            dZ = A * Y.sum(axis=0, keepdims=True) - Y
-        else:
-            dZ = (A - Y) * _activation_derivative(self.activations[-1], Zs[-1], A)
+        deltas = self._backward(params, Zs, As, Y)
         grads = {}
         for li in range(L, 0, -1):
-            W = params[f"W{li}"]
+            dZ = deltas[li - 1]
             dW = 1.0 / m * np.dot(dZ, As[li - 1].T)
             if self.l2 != 0:
-                dW = dW + self.l2 / m * W
+                dW = dW + self.l2 / m * params[f"W{li}"]
             grads[f"dW{li}"] = dW
             grads[f"db{li}"] = 1.0 / m * np.sum(dZ, axis=1, keepdims=True)
-            if li > 1:
-                dA = np.dot(W.T, dZ)
-                dZ = dA * _activation_derivative(self.activations[li - 2], Zs[li - 2], As[li - 1])
         return {f"{p}{li}": grads[f"{p}{li}"] for li in range(1, L + 1) for p in ("dW", "db")}
+
+    def _output_delta(self, Zs, As, Y):
+        """``d c_s / d Z_L[:, s]`` for every example ``s``: the loss's derivative by the logits
+        (``c_s`` is example ``s``'s loss, undivided by ``m``)."""
+        A = As[-1]
+        if self.loss == "bce":
+            return A - Y
+        if self.loss == "ce":
+            # d/dz of (sum_j y_j) lse(z) - y.z; labels need not sum to one.
+            return A * Y.sum(axis=0, keepdims=True) - Y
+        return (A - Y) * _activation_derivative(self.activations[-1], Zs[-1], A)
+
+    def _backward(self, params, Zs, As, Y):
+        """Per-example backprop: ``[dZ_1, ..., dZ_L]`` with ``dZ_l[:, s] = d c_s / d Z_l[:, s]``
+        (undivided by ``m``, without the L2 term)."""
+        dZ = self._output_delta(Zs, As, Y)
+        deltas = [dZ]
+        for li in range(self.n_layers, 1, -1):
+            dA = np.dot(params[f"W{li}"].T, dZ)
+            dZ = dA * _activation_derivative(self.activations[li - 2], Zs[li - 2], As[li - 1])
+            deltas.append(dZ)
+        return deltas[::-1]

@@ -82,8 +82,10 @@ class NetworkObjective(Objective):
 
         net_directions = [(self._to_net[np.asarray(indices, dtype=np.int64)], values)
                           for indices, values in directions]
-        out = direction_deltas(self._net, self._theta, self._X, self._Y, net_directions,
-                               np.asarray(step, dtype=np.float64), max_memory=self._max_memory)
+        with PARALLEL_LOCK:
+            out = direction_deltas(self._net, self._theta, self._X, self._Y, net_directions,
+                                   np.asarray(step, dtype=np.float64),
+                                   max_memory=self._max_memory)
         self.nfev += len(directions)
         return out
 
@@ -92,7 +94,8 @@ class NetworkObjective(Objective):
         # imaginary parts as forward tangents (fastgc._network_kernel.complex_step_derivatives).
         from .._network_kernel import complex_step_derivatives
 
-        out = complex_step_derivatives(self._net, self._theta, self._X, self._Y,
-                                       self._to_net[index], h, max_memory=self._max_memory)
+        with PARALLEL_LOCK:
+            out = complex_step_derivatives(self._net, self._theta, self._X, self._Y,
+                                           self._to_net[index], h, max_memory=self._max_memory)
         self.nfev += len(index)
         return out * h
