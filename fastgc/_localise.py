@@ -69,7 +69,8 @@ def check_directions(objective, analytic_flat, theta, directions, eps) -> Direct
     both = central_directions(objective, pairs * 2, np.concatenate([steps, steps / 2]))
     coarse, fine = both.numeric[:n], both.numeric[n:]
     numeric = (4 * fine - coarse) / 3
-    error = np.abs(numeric - fine) + 3 * objective.noise / steps
+    # the combination's rounding: (4 err(h/2) + err(h)) / 3
+    error = np.abs(numeric - fine) + (4 * both.error[n:] + both.error[:n]) / 3
     analytic = np.empty(n)
     for j, d in enumerate(directions):
         t, g = theta[d.indices], analytic_flat[d.indices]

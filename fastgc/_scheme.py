@@ -65,9 +65,13 @@ def central(objective, index: np.ndarray, step: np.ndarray) -> Estimate:
 def central_directions(objective, directions, step: np.ndarray) -> Estimate:
     """Central differences along sparse directions ``v``: estimates of ``g . v``."""
     n = len(directions)
+    objective.last_noise = None
     d = objective.along_directions(list(directions) * 2, np.concatenate([step, -step]))
     numeric = (d[:n] - d[n:]) / (2 * step)
-    return Estimate(numeric, objective.noise / step, step)
+    noise = objective.last_noise
+    error = (objective.noise / step if noise is None
+             else (noise[:n] + noise[n:]) / (2 * step))
+    return Estimate(numeric, error, step)
 
 
 # ---- Richardson extrapolation --------------------------------------------------------------

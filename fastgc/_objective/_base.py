@@ -45,6 +45,7 @@ class Objective:
         self.nfev = 0
         self.base_cost = math.nan
         self.noise = 0.0
+        self.last_noise = None
 
     def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> np.ndarray:
         """``J(theta + step[j] * e_{index[j]}) - J(theta)`` for each j (float64 array)."""
@@ -53,7 +54,9 @@ class Objective:
     def along_directions(self, directions, step: np.ndarray) -> np.ndarray:
         """``J(theta + step[j] * v_j) - J(theta)`` for sparse directions.
 
-        ``directions`` is a sequence of ``(indices, values)`` pairs, one per request.
+        ``directions`` is a sequence of ``(indices, values)`` pairs, one per request. An engine
+        that can estimate the rounding of each returned difference better than ``noise`` sets
+        ``last_noise`` (an array, one per request) for the scheme to use.
         """
         raise NotImplementedError
 
