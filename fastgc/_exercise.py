@@ -90,7 +90,9 @@ def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False,
     forward : callable, optional
         The user's ``forward_propagation_n(X, Y, parameters) -> (cost, cache)``. Default:
         fastgc's LINEAR->RELU->...->LINEAR->SIGMOID network with the exercise's cross-entropy
-        cost, of the depth the parameter dict has.
+        cost, of the depth the parameter dict has, in the exercise's own arithmetic
+        (``fastgc._reference.forward_propagation_n``; with ``engine="network"``, a
+        :class:`fastgc.MLP`).
     engine : {"loop", "network", "auto", ...}
         ``"loop"`` (default) reproduces the exercise's numbers exactly; ``"network"`` (only
         with ``forward=None``) runs the fast network engine, which gives the same verdicts.
@@ -102,6 +104,7 @@ def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False,
     """
     from ._check import check
     from ._mlp import MLP
+    from ._reference import forward_propagation_n
     from .gc_utils import layer_keys
 
     if not isinstance(parameters, dict):
@@ -109,9 +112,13 @@ def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False,
                         f"{type(parameters).__name__}")
     keys = layer_keys(parameters)
     params = {k: parameters[k] for k in keys}
-    if forward is None:
+    if forward is None and engine in ("network", "auto"):
         dims = [np.shape(parameters["W1"])[1]] + [np.shape(parameters[k])[0] for k in keys[::2]]
         cost = MLP(dims, "relu", "bce")
+    elif forward is None:
+        # The exercise's own arithmetic, generalised to depth: its numbers to the last bit.
+        def cost(p, X, Y):
+            return forward_propagation_n(X, Y, p)
     else:
         if not callable(forward):
             raise TypeError(f"forward must be callable, not {type(forward).__name__}")

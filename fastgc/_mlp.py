@@ -115,7 +115,7 @@ class MLP:
         self.layer_dims = dims
         self.loss = loss
         self.l2 = l2
-        self.activations = self._check_activations(activations, len(dims) - 1, loss)
+        self.activations = self._check_activations(activations, len(dims) - 1, loss, dims[-1])
         self._shapes = []
         for li in range(1, len(dims)):
             self._shapes.append((f"W{li}", (dims[li], dims[li - 1])))
@@ -135,7 +135,7 @@ class MLP:
         return dims
 
     @staticmethod
-    def _check_activations(activations, L, loss):
+    def _check_activations(activations, L, loss, n_out=None):
         if activations is None:
             activations = "relu"
         if isinstance(activations, str):
@@ -149,6 +149,11 @@ class MLP:
             if name not in ACTIVATIONS:
                 raise ValueError(
                     f"activations[{li - 1}] (layer {li}) is {name!r}; allowed: {ACTIVATIONS}"
+                )
+            if name == "softmax" and li == L and n_out == 1:
+                raise ValueError(
+                    "activations: softmax over a single output unit is the constant 1 (its "
+                    "cross-entropy is identically 0); use sigmoid with loss 'bce'"
                 )
             if name == "softmax" and li != L:
                 raise ValueError(
@@ -274,9 +279,12 @@ class MLP:
         m = Y.shape[1]
         A = As[-1]
         if self.loss == "bce":
-            # The exercise's cost line, verbatim, for bit parity.
-            log_probs = np.multiply(-np.log(A), Y) + np.multiply(-np.log(1 - A), 1 - Y)
-            cost = 1.0 / m * np.sum(log_probs)
+            # The exercise's -(Y log A + (1 - Y) log(1 - A)), taken on the logits as
+            # softplus(z) - y z: the exercise's form loses ~eps / (1 - A) to the rounding of A
+            # near saturation (and is inf once A rounds to 1). fastgc.gradient_check_n runs
+            # the exercise's own expression (fastgc._reference) where its bits matter.
+            Z = Zs[-1]
+            cost = 1.0 / m * np.sum(np.logaddexp(0.0, Z) - Y * Z)
         elif self.loss == "ce":
             # log softmax from the logits: finite where A underflows to 0.
             Z = Zs[-1]

@@ -101,8 +101,10 @@ CASES = [
     ("MLP", "unknown activation", lambda: fastgc.MLP([4, 3, 1], "relux"),
      ValueError, r"activations\[0\] \(layer 1\) is 'relux'; allowed"),
     ("MLP", "loss that does not fit the output", lambda: fastgc.MLP(
-        [4, 3, 1], ["relu", "softmax"], "bce"),
+        [4, 3, 2], ["relu", "softmax"], "bce"),
      ValueError, "loss 'bce' needs a 'sigmoid' output activation, got 'softmax'"),
+    ("MLP", "softmax over one output unit", lambda: fastgc.MLP([4, 3, 1], "relu", "ce"),
+     ValueError, "softmax over a single output unit is the constant 1"),
     ("MLP", "data of the wrong shape", lambda: NET(P, X[:3], Y),
      ValueError, r"X must have shape \(4, m\) with m >= 1, got \(3, 3\)"),
 ]
