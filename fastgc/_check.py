@@ -321,18 +321,20 @@ _MAX_KINK_RECHECKS = 2000
 def _find_kinks(objective, inputs: _Inputs, index, h0, estimate) -> np.ndarray:
     """Which checked coordinates' steps cross a kink of the cost.
 
-    The network engine knows exactly (a ReLU pre-activation changes sign within +/-h); it is
-    asked about every coordinate for Richardson (whose large steps cross kinks often) and about
-    the failing ones for central differences (a kink that spoils nothing needs no report).
-    For a black-box cost a kink shows as estimates that disagree across step sizes:
-    Richardson's error estimate is large, or a failing central estimate moves by more than
-    both estimates' errors allow when the step is cut to h/16.
+    Only suspects are examined: failing coordinates, and for Richardson also those whose
+    error estimate is large (its extrapolation disagreed with itself, as it does across a
+    kink); a kink that spoils nothing needs no report. The network engine then knows exactly
+    (a ReLU pre-activation changes sign within +/-h). For a black-box cost a kink shows as
+    estimates that disagree across step sizes: Richardson's large error estimate, or a failing
+    central estimate that moves by more than both estimates' errors allow when the step is cut
+    to h/16.
     """
     a, err = estimate.numeric, estimate.error
     g = inputs.analytic[index]
     failing = np.abs(g - a) > inputs.threshold * (np.abs(g) + np.abs(a)) + SAFETY * err
     scale = np.abs(a) + (np.sqrt(np.mean(a ** 2)) if len(a) else 0.0)
-    suspects = np.ones(len(index), bool) if inputs.method == "richardson" else failing
+    uncertain = err > 1e-6 * scale
+    suspects = failing | uncertain if inputs.method == "richardson" else failing
     kinked = np.zeros(len(index), dtype=bool)
     sel = np.flatnonzero(suspects)
     if sel.size == 0:
@@ -342,7 +344,7 @@ def _find_kinks(objective, inputs: _Inputs, index, h0, estimate) -> np.ndarray:
         kinked[sel] = exact | objective.kink_mask(index[sel], -h0[sel])
         return kinked
     if inputs.method == "richardson":
-        return err > 1e-6 * scale
+        return uncertain
     sel = sel[:_MAX_KINK_RECHECKS]
     fine = central(objective, index[sel], h0[sel] / 16)
     gap = np.abs(fine.numeric - a[sel])
