@@ -172,3 +172,25 @@ def test_network_engine_names_kinks_exactly():
     # crosses a kink; every one of them does, and they are among the crossings
     assert set(result.kinks) <= crossing
     assert len(crossing) > 0  # 1e-3 steps in a relu net with 64 examples do cross kinks
+
+
+# ---- the complex step on the network engine ----------------------------------------------
+@pytest.mark.parametrize("act, loss, l2, m", ZOO)
+def test_network_complex_step_on_the_zoo(act, loss, l2, m):
+    net, params, X, Y, grads = _zoo_problem(act, loss, l2, m)
+    result = fastgc.check(net, grads, params, X, Y, method="complex")
+    assert result.engine == "network"
+    assert result.passed, result.report()
+    assert result.nfev == sum(v.size for v in params.values()) + 1  # one per coordinate
+    grads["dW2"] = grads["dW2"] * (1 + 1e-6)
+    wrong = fastgc.check(net, grads, params, X, Y, method="complex")
+    assert [n for n, b in wrong.blocks.items() if not b.passed] == ["W2"]
+
+
+@pytest.mark.parametrize("act, loss", [("tanh", "ce"), ("sigmoid", "bce"), ("tanh", "mse")])
+def test_network_complex_step_accuracy_on_smooth_networks(act, loss):
+    net, params, X, Y, grads = _zoo_problem(act, loss, 0.1, 16)
+    result = fastgc.check(net, grads, params, X, Y, method="complex")
+    exact = np.concatenate([grads["d" + k].ravel() for k in params])
+    numeric = np.concatenate([result.numeric[k].ravel() for k in params])
+    assert np.linalg.norm(numeric - exact) / np.linalg.norm(exact) <= 1e-13
