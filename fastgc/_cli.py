@@ -61,11 +61,20 @@ def main(argv=None) -> int:
 
             for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(var, str(args.blas_threads))
+        from ._bench import CONTENDERS, WORKLOADS
         from ._bench import main as bench_main
 
-        return bench_main(workloads=args.workloads.split(","), repeat=args.repeat,
-                          full=args.full, json_path=args.json, plot_path=args.plot,
-                          contenders=args.contenders and args.contenders.split(","),
+        workloads = args.workloads.split(",")
+        contenders = args.contenders and args.contenders.split(",")
+        for option, asked, known in (("--workloads", workloads, [w.name for w in WORKLOADS]),
+                                     ("--contenders", contenders or [],
+                                      [c.name for c in CONTENDERS])):
+            unknown = [name for name in asked if name not in known]
+            if unknown:
+                parser.error(f"{option}: unknown {', '.join(unknown)}; choose from "
+                             f"{', '.join(known)}")
+        return bench_main(workloads=workloads, repeat=args.repeat, full=args.full,
+                          json_path=args.json, plot_path=args.plot, contenders=contenders,
                           startup=not args.no_startup)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover (argparse catches it)
     return 2

@@ -122,6 +122,8 @@ def test_bad_input_gets_a_clear_error(front, what, call, error, pattern):
 
 CLI_CASES = [
     (["demo", "--repeat", "0"], "--repeat must be at least 1"),
+    (["bench", "--workloads", "exercise,nope"], "--workloads: unknown nope; choose from"),
+    (["bench", "--contenders", "magic"], "--contenders: unknown magic; choose from"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 
