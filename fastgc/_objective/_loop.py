@@ -46,14 +46,19 @@ class LoopObjective(Objective):
         self.noise = rounding_noise(self.base_cost)
 
     def _call(self, where) -> float:
+        """One call of the cost. ``where`` is a string, or a callable that builds it: the
+        location is only spelled out when an error needs it, not on every call."""
         self.nfev += 1
         try:
             value = self._cost(self._params, *self._args)
         except Exception as exc:
             if hasattr(exc, "add_note"):
-                exc.add_note(f"fastgc: raised by the cost {where}")
+                exc.add_note(f"fastgc: raised by the cost {where() if callable(where) else where}")
             raise
-        return as_cost_value(value, where)
+        try:
+            return as_cost_value(value, "")
+        except CostError:
+            return as_cost_value(value, where() if callable(where) else where)
 
     def at_coordinates(self, index, step):
         out = np.empty(len(index), dtype=np.float64)
@@ -63,26 +68,13 @@ class LoopObjective(Objective):
             original = work[i]
             work[i] = original + step[j]
             try:
-                out[j] = self._call_at(i, step[j]) - base
+                out[j] = self._call(lambda i=i, j=j: describe_point(self.layout, i, step[j]))
+                out[j] -= base
             finally:
                 # Restored whatever happens (an exception, Ctrl-C): the next point, and any
                 # later use of the working copy, starts from theta again.
                 work[i] = original
         return out
-
-    def _call_at(self, i, step):
-        # The location string is only built when needed (errors), not per call.
-        self.nfev += 1
-        try:
-            value = self._cost(self._params, *self._args)
-        except Exception as exc:
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"fastgc: raised by the cost {describe_point(self.layout, i, step)}")
-            raise
-        try:
-            return as_cost_value(value, "")
-        except ValueError:
-            return as_cost_value(value, describe_point(self.layout, i, step))
 
     def along_directions(self, directions, step):
         out = np.empty(len(directions), dtype=np.float64)
