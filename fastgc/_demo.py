@@ -41,6 +41,9 @@ def run_demo(repeat: int = 5) -> int:
           "X, Y):")
     result = fastgc.check(net, buggy, parameters, X, Y)
     print(_indent(result.report()))
+    if result.seconds > 1:
+        print("   (that time includes compiling fastgc's numba kernels: once per machine, then "
+              "they load from cache)")
     ok &= not result.passed
     ok &= not result.blocks["W2"].passed and not result.blocks["b1"].passed
     exercise = fastgc.gradient_check_n(parameters, buggy, X, Y)
