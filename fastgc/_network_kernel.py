@@ -26,6 +26,18 @@ exact finite difference. ``V`` and a margin ``T[i, s]`` (the largest ``|dA_l[i, 
 unit in between can cross 0) are computed once per call; an example with
 ``|dA_l[i, s]| >= T[i, s]`` takes the general path instead.
 
+Smooth shortcut (exact to rounding): when tanh or sigmoid layers lie between ``l`` and the
+output, ``dZ_L[:, s]`` is an analytic function of the scalar ``dA_l[i, s]``; its Taylor
+coefficients of degrees 1..5, ``V_q[i, s]``, are built once per call by pushing truncated series
+through the layers (linear maps per coefficient, activations by composing their own series at
+``Z_t``: ``tanh^(k) = sech^2 P_k(tanh)``, sigmoid from tanh at ``z/2``). The series is used
+while no tanh/sigmoid pre-activation in between moves by more than ``1e-4`` (bounded through
+absolute values of the chain), so the first omitted degree is below about ``1e-20`` of the
+first: far under the rounding of the general path. Kinked units in such chains get half their
+linear margin. Larger changes take the general path, where ``g'(Z)`` cached from the forward
+pass and Taylor polynomials of ``tanh(d)`` / ``expm1(d)`` for ``|d| < 1e-3`` replace the
+``cosh``/``exp`` calls of the stable difference formulas.
+
 This module imports numba; ``fastgc._mlp`` imports it only inside functions.
 """
 
@@ -50,6 +62,16 @@ _DEFAULT_MAX_MEMORY = 256 * 2**20
 # cannot let a crossing slip through; a crossing "missed" by less than that rounding changes
 # the result only at the rounding level anyway.
 _MARGIN_SAFETY = 1.0 - 1e-10
+
+# Taylor shortcut for chains with tanh/sigmoid layers: degrees 1.._TAYLOR_K of dZ_L in dA_l,
+# used while every smooth pre-activation in between moves by at most _TAYLOR_DELTA (bounded
+# through absolute values). The first omitted degree is then below ~_TAYLOR_DELTA^K = 1e-20
+# of the first, far under rounding. Kinked units inside such chains get half their linear
+# margin: the nonlinear part of their change is a relative O(_TAYLOR_DELTA) at most.
+_TAYLOR_K = 5
+_TAYLOR_DELTA = 1e-4
+# Below this |d|, tanh(d) and expm1(d) are taken from their Taylor polynomials.
+_SMALL = 1e-3
 
 
 # ---- scalar helpers --------------------------------------------------------------------
@@ -121,6 +143,63 @@ def _expm1_small(d):
     return d * (
         1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0 + d * (1.0 / 120.0 + d / 720.0))))
     )
+
+
+@jit
+def _tanh_small(d):
+    """tanh for |d| < 1e-3 by its Taylor series; the omitted term is < 3e-26 |d|."""
+    d2 = d * d
+    return d * (1.0 + d2 * (-1.0 / 3.0 + d2 * (2.0 / 15.0 - d2 * (17.0 / 315.0))))
+
+
+@jit
+def _act_diff_g(code, z, a, gp, d):
+    """`_act_diff` with ``gp = g'(z)`` cached (overflow-free forms): no exp/cosh for small d.
+
+    tanh: ``tanh(d) g'(z) / (1 + tanh(z) tanh(d))``; sigmoid, with ``e = expm1(-d)``:
+    ``s(z + d) - s(z) = -g'(z) e / (1 + s(-z) e)``. Both are identities; for ``|d| < 1e-3``
+    the denominators are within 1e-3 of 1, so ``1 - a`` for ``s(-z)`` costs nothing.
+    """
+    if abs(d) < _SMALL:
+        if code == _TANH:
+            td = _tanh_small(d)
+            return td * gp / (1.0 + a * td)
+        if code == _SIGMOID:
+            em = _expm1_small(-d)
+            return -gp * em / (1.0 + (1.0 - a) * em)
+    return _act_diff(code, z, a, d)
+
+
+@jit
+def _smooth_coeffs(code, a, gp, out, K):
+    """out[j] = g^(j+1)(z) / (j+1)! for tanh or sigmoid, j < K <= 5; ``a = g(z)``, ``gp = g'(z)``.
+
+    tanh: ``g^(k) = sech^2(z) P_k(tanh z)``, ``P_1 = 1``, ``P_{k+1} = (1 - t^2) P_k' - 2 t P_k``;
+    sigmoid: ``s(z) = (1 + tanh(z/2)) / 2``, so its coefficients are tanh's at ``z/2`` over
+    ``2^(k+1)``, with ``tanh(z/2) = 2 s(z) - 1`` and ``sech^2(z/2) = 4 s'(z)``.
+    """
+    if code == _TANH:
+        t = a
+        s2 = gp
+        scale = 1.0
+        half = 1.0
+    else:
+        t = 2.0 * a - 1.0
+        s2 = 4.0 * gp
+        scale = 0.25
+        half = 0.5
+    t2 = t * t
+    c = (
+        s2,
+        -t * s2,
+        s2 * (t2 - 1.0 / 3.0),
+        s2 * t * (2.0 / 3.0 - t2),
+        s2 * (2.0 / 15.0 + t2 * (t2 - 1.0)),
+    )
+    f = scale
+    for j in range(K):
+        out[j] = c[j] * f
+        f *= half
 
 
 @jit
@@ -288,28 +367,159 @@ def _linear_unit(gg, g0, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
                 for c in range(nL):
                     w[c] += wt[base + c] * uj
         for c in range(nL):
-            V[gg, s, c] = w[c]
+            V[gg, s, 0, c] = w[c]
         T[gg, s] = thr * _MARGIN_SAFETY
 
 
-@jit(parallel=True)
-def _linear_kernel(g0, g1, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
-    """`_linear_unit` for the global units g0 <= g < g1, in parallel."""
-    for gg in prange(g1 - g0):
-        _linear_unit(gg, g0, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T)
+@jit
+def _taylor_unit(gg, g0, dims, acts, gstart, zt, zt_off, at, gpt, wt, wt_off, delta, V, T):
+    """Taylor tables ``V[gg, s, q, :]`` (degree q + 1 of dZ_L in dA_l) and margins ``T[gg, s]``.
+
+    For a unit whose chain to the output holds tanh/sigmoid layers: the series of each
+    pre-activation difference in ``dA_l`` (degrees 1..K, K = V.shape[2]) is pushed through the
+    layers, linear maps coefficient by coefficient, activations by composing their Taylor
+    series at ``Z_t[c, s]``. ``ua`` carries the same chain in absolute values, which bounds
+    every unit's change: ``|dZ_t[c]| <= ua[c] |dA_l| (1 + O(delta))``.
+    """
+    L = dims.size - 1
+    m = V.shape[1]
+    K = V.shape[2]
+    nL = dims[L]
+    nmax = 0
+    for t in range(dims.size):
+        nmax = max(nmax, dims[t])
+    g = g0 + gg
+    layer = 1
+    while gstart[layer + 1] <= g:
+        layer += 1
+    i = g - gstart[layer]
+    p = np.zeros((nmax, K))
+    w = np.zeros((nmax, K))
+    ua = np.zeros(nmax)
+    ub = np.zeros(nmax)
+    coef = np.empty(K)
+    tmp = np.empty(K)
+    r = np.empty(K)
+    for s in range(m):
+        thr = np.inf
+        n1 = dims[layer + 1]
+        row = wt_off[layer + 1] + i * n1
+        for c in range(n1):
+            for q in range(K):
+                p[c, q] = 0.0
+            p[c, 0] = wt[row + c]
+            ua[c] = abs(wt[row + c])
+        for t in range(layer + 1, L):
+            nt = dims[t]
+            if t > layer + 1:
+                nprev = dims[t - 1]
+                for c in range(nt):
+                    ub[c] = 0.0
+                    for q in range(K):
+                        w[c, q] = 0.0
+                for j in range(nprev):
+                    uj = ua[j]
+                    if uj == 0.0:
+                        continue
+                    base = wt_off[t] + j * nt
+                    for c in range(nt):
+                        wc = wt[base + c]
+                        ub[c] += abs(wc) * uj
+                        for q in range(K):
+                            w[c, q] += wc * p[j, q]
+                for c in range(nt):
+                    ua[c] = ub[c]
+                    for q in range(K):
+                        p[c, q] = w[c, q]
+            code = acts[t - 1]
+            zb = zt_off[t] + s * nt
+            for c in range(nt):
+                if ua[c] == 0.0 or code == _IDENTITY:
+                    continue
+                z = zt[zb + c]
+                if _is_kinked(code):
+                    thr = min(thr, 0.5 * abs(z) / ua[c])
+                    sl = _slope(code, z)
+                    ua[c] *= sl
+                    for q in range(K):
+                        p[c, q] *= sl
+                    continue
+                thr = min(thr, delta / ua[c])
+                _smooth_coeffs(code, at[zb + c], gpt[zb + c], coef, K)
+                if t == layer + 1:
+                    x = p[c, 0]
+                    xp = x
+                    for q in range(K):
+                        p[c, q] = coef[q] * xp
+                        xp *= x
+                else:
+                    # r <- p (g_j + r) for j = K .. 1, truncated at degree K.
+                    for q in range(K):
+                        r[q] = 0.0
+                    for jj in range(K - 1, -1, -1):
+                        tmp[0] = coef[jj]
+                        for q in range(1, K):
+                            tmp[q] = r[q - 1]
+                        for q in range(K):
+                            acc = 0.0
+                            for a_ in range(q + 1):
+                                acc += p[c, a_] * tmp[q - a_]
+                            r[q] = acc
+                    for q in range(K):
+                        p[c, q] = r[q]
+                ua[c] *= coef[0]
+        nprev = dims[L - 1]
+        for c in range(nL):
+            for q in range(K):
+                w[c, q] = 0.0
+        for j in range(nprev):
+            base = wt_off[L] + j * nL
+            for q in range(K):
+                pj = p[j, q]
+                if pj != 0.0:
+                    for c in range(nL):
+                        w[c, q] += wt[base + c] * pj
+        for q in range(K):
+            for c in range(nL):
+                V[gg, s, q, c] = w[c, q]
+        T[gg, s] = thr * _MARGIN_SAFETY
 
 
 @jit
-def _linear_serial(g0, g1, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T):
+def _table_unit(gg, g0, dims, acts, gstart, kdeg, zt, zt_off, at, gpt, wt, wt_off, delta, V, T):
+    """`_linear_unit` or `_taylor_unit`, by the degree its layer needs."""
+    g = g0 + gg
+    layer = 1
+    while gstart[layer + 1] <= g:
+        layer += 1
+    if kdeg[layer] > 1:
+        _taylor_unit(gg, g0, dims, acts, gstart, zt, zt_off, at, gpt, wt, wt_off, delta, V, T)
+    else:
+        _linear_unit(gg, g0, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T)
+
+
+@jit(parallel=True)
+def _linear_kernel(g0, g1, dims, acts, gstart, kdeg, zt, zt_off, at, gpt, wt, wt_off, delta, V,
+                   T):  # fmt: skip
+    """`_table_unit` for the global units g0 <= g < g1, in parallel."""
+    for gg in prange(g1 - g0):
+        _table_unit(gg, g0, dims, acts, gstart, kdeg, zt, zt_off, at, gpt, wt, wt_off, delta, V,
+                    T)  # fmt: skip
+
+
+@jit
+def _linear_serial(g0, g1, dims, acts, gstart, kdeg, zt, zt_off, at, gpt, wt, wt_off, delta, V,
+                   T):  # fmt: skip
     """`_linear_kernel` without threads, for small problems where waking threads costs more."""
     for gg in range(g1 - g0):
-        _linear_unit(gg, g0, dims, acts, gstart, zt, zt_off, wt, wt_off, V, T)
+        _table_unit(gg, g0, dims, acts, gstart, kdeg, zt, zt_off, at, gpt, wt, wt_off, delta, V,
+                    T)  # fmt: skip
 
 
 @jit
 def _one_delta(
     idx, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow, zrow_off,
-    zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0, g1, cur, nxt,
+    zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, gprow, gpt, kdeg, V, T, g0, g1, cur, nxt,
 ):  # fmt: skip
     """J(theta + h e_idx) - J(theta), with h the step as rounded into theta."""
     L = dims.size - 1
@@ -339,7 +549,7 @@ def _one_delta(
             continue
         z = zrow[zrow_off[layer] + i * m + s]
         a = at[at_off[layer] + s * n_l + i]
-        da = _act_diff(code, z, a, dz)
+        da = _act_diff_g(code, z, a, gprow[zrow_off[layer] + i * m + s], dz)
         if da == 0.0:
             continue
         if layer == L - 1:
@@ -349,8 +559,16 @@ def _one_delta(
             total += _head_vec(loss, out_act, zL, aL, ys, cur, nL, sy[s])
             continue
         if use_v and abs(da) < T[g - g0, s]:
+            # Horner in da, vectorised over the logits.
+            kk = kdeg[layer]
+            vt = V[g - g0, s]
             for c in range(nL):
-                cur[c] = V[g - g0, s, c] * da
+                cur[c] = vt[kk - 1, c]
+            for q in range(kk - 2, -1, -1):
+                for c in range(nL):
+                    cur[c] = vt[q, c] + da * cur[c]
+            for c in range(nL):
+                cur[c] *= da
             total += _head_vec(loss, out_act, zL, aL, ys, cur, nL, sy[s])
             continue
         # General path: push the differences through every later layer.
@@ -363,7 +581,7 @@ def _one_delta(
             tcode = acts[t - 1]
             zb = zt_off[t] + s * nt
             for c in range(nt):
-                cur[c] = _act_diff(tcode, zt[zb + c], at[zb + c], cur[c])
+                cur[c] = _act_diff_g(tcode, zt[zb + c], at[zb + c], gpt[zb + c], cur[c])
             nn = dims[t + 1]
             for c in range(nn):
                 nxt[c] = 0.0
@@ -385,7 +603,8 @@ def _one_delta(
 @jit
 def _deltas_block(
     b, nblocks, index, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow,
-    zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0, g1, out,
+    zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, gprow, gpt, kdeg, V, T, g0, g1,
+    out,
 ):  # fmt: skip
     """out[j] = J(theta + step_j e_{index_j}) - J(theta) for j = b, b + nblocks, ..."""
     nmax = 0
@@ -396,15 +615,16 @@ def _deltas_block(
     for j in range(b, index.size, nblocks):
         out[j] = _one_delta(
             index[j], step[j], theta, starts, dims, acts, loss, l2, arow, arow_off,
-            zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T,
-            g0, g1, cur, nxt,
+            zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, gprow, gpt,
+            kdeg, V, T, g0, g1, cur, nxt,
         )  # fmt: skip
 
 
 @jit(parallel=True)
 def _deltas_kernel(
     nblocks, index, step, theta, starts, dims, acts, loss, l2, arow, arow_off, zrow,
-    zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0, g1, out,
+    zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, gprow, gpt, kdeg, V, T, g0, g1,
+    out,
 ):  # fmt: skip
     """`_deltas_block` over all blocks, in parallel.
 
@@ -415,8 +635,8 @@ def _deltas_kernel(
     for b in prange(nblocks):
         _deltas_block(
             b, nblocks, index, step, theta, starts, dims, acts, loss, l2, arow, arow_off,
-            zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, V, T, g0,
-            g1, out,
+            zrow, zrow_off, zt, zt_off, at, at_off, yt, sy, wt, wt_off, gstart, gprow, gpt, kdeg,
+            V, T, g0, g1, out,
         )  # fmt: skip
 
 
@@ -512,17 +732,26 @@ class _Packed:
         self.zrow, self.zrow_off = pack([empty] + [Zs[t - 1] for t in range(1, L + 1)])
         self.zt, self.zt_off = pack([empty] + [Zs[t - 1].T for t in range(1, L + 1)])
         self.at, self.at_off = pack([empty] + [As[t].T for t in range(1, L + 1)])
+        # g'(Z) in overflow-free forms, laid out as zrow and zt.
+        gps = [_slopes(a, Z, A) for a, Z, A in zip(net.activations, Zs, As[1:], strict=True)]
+        self.gprow, _ = pack([empty] + gps)
+        self.gpt, _ = pack([empty] + [g.T for g in gps])
         self.wt, self.wt_off = pack([empty] + [params[f"W{t}"].T for t in range(1, L + 1)])
         self.yt = np.ascontiguousarray(Y.T)
         self.sy = np.ascontiguousarray(Y.sum(axis=0))  # the ce loss weight of each example
-        # Layers that own V rows: l <= L-2 with only piecewise-linear layers after them
-        # (the output layer excluded; its activation is applied by the loss formulas).
+        # Layers that own V rows: l <= L-2 (the output layer excluded from the chain; its
+        # activation is applied by the loss formulas). kdeg[l]: 1 for a piecewise-linear
+        # chain (exact linear shortcut), _TAYLOR_K where tanh/sigmoid layers follow.
         counts = np.zeros(L + 2, dtype=np.int64)
+        self.kdeg = np.zeros(L + 1, dtype=np.int64)
         for layer in range(1, L - 1):
-            if all(a in ("relu", "leaky_relu", "identity") for a in net.activations[layer:-1]):
+            linear = all(a in ("relu", "leaky_relu", "identity") for a in net.activations[layer:-1])
+            if linear or _TAYLOR_DELTA > 0.0:
                 counts[layer + 1] = dims[layer]
+                self.kdeg[layer] = 1 if linear else _TAYLOR_K
         self.gstart = np.cumsum(counts).astype(np.int64)  # gstart[l]..gstart[l+1]: layer l
         self.n_units = int(self.gstart[-1])
+        self.K = max(1, int(self.kdeg.max()))
 
 
 def _check_inputs(net, theta, X, Y, index, step):
@@ -558,8 +787,9 @@ def coordinate_deltas(net, theta, X, Y, index, step, max_memory=None):
         Signed steps. The step applied is ``(theta[index] + step) - theta[index]`` in float64,
         exactly what perturbing a copy of ``theta`` in place would apply.
     max_memory : int, optional
-        Bytes allowed for the per-call workspace of the piecewise-linear shortcut (default
-        256 MiB), ``m * (nL + 1) * 8`` bytes per hidden unit; larger needs are processed in
+        Bytes allowed for the per-call workspace of the shortcuts (default 256 MiB),
+        ``m * (K nL + 1) * 8`` bytes per hidden unit (``K = 1``, or 5 where tanh/sigmoid layers
+        follow a layer below ``L - 1``); larger needs are processed in
         chunks of units (at least one unit per chunk). The forward-pass cache (``O(m sum n_l)``)
         and the weights' transposed copy come on top.
 
@@ -581,7 +811,7 @@ def coordinate_deltas(net, theta, X, Y, index, step, max_memory=None):
     if index.size == 0:
         return out
     nL = int(pk.dims[-1])
-    per_unit = pk.m * (nL + 1) * 8
+    per_unit = pk.m * (pk.K * nL + 1) * 8
     G = pk.n_units
     if G * per_unit <= budget:
         _run_chunk(pk, theta, index, step, 0, G, out)
@@ -612,15 +842,17 @@ _SERIAL_WORK = 20_000
 def _run_chunk(pk, theta, index, step, g0, g1, out):
     """V tables for global units g0..g1, then the deltas of the given perturbations."""
     nL = int(pk.dims[-1])
-    V = np.empty((g1 - g0, pk.m, nL))
+    V = np.empty((g1 - g0, pk.m, pk.K, nL))
     T = np.empty((g1 - g0, pk.m))
     if g1 > g0:
-        lin = _linear_serial if (g1 - g0) * pk.m < _SERIAL_WORK else _linear_kernel
-        lin(g0, g1, pk.dims, pk.acts, pk.gstart, pk.zt, pk.zt_off, pk.wt, pk.wt_off, V, T)
+        lin = _linear_serial if (g1 - g0) * pk.m * pk.K < _SERIAL_WORK else _linear_kernel
+        lin(g0, g1, pk.dims, pk.acts, pk.gstart, pk.kdeg, pk.zt, pk.zt_off, pk.at, pk.gpt, pk.wt,
+            pk.wt_off, _TAYLOR_DELTA, V, T)  # fmt: skip
     args = (
         np.ascontiguousarray(index), np.ascontiguousarray(step), theta, pk.starts, pk.dims,
         pk.acts, pk.loss, pk.l2, pk.arow, pk.arow_off, pk.zrow, pk.zrow_off, pk.zt, pk.zt_off,
-        pk.at, pk.at_off, pk.yt, pk.sy, pk.wt, pk.wt_off, pk.gstart, V, T, g0, g1, out,
+        pk.at, pk.at_off, pk.yt, pk.sy, pk.wt, pk.wt_off, pk.gstart, pk.gprow, pk.gpt, pk.kdeg,
+        V, T, g0, g1, out,
     )  # fmt: skip
     if index.size * pk.m < _SERIAL_WORK:
         _deltas_block(0, 1, *args)

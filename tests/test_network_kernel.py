@@ -272,3 +272,79 @@ def test_kink_mask_matches_brute_force(hidden, out, loss):
         mask = kink_mask(net, theta, X, index, step)
         assert np.array_equal(mask, brute_kinks(net, theta, X, index, step))
         assert mask.any() or depth == 1 and out in ("sigmoid", "softmax")
+
+
+SMOOTH_CASES = [("tanh", "ce", "softmax"), ("sigmoid", "bce", "sigmoid"),
+                ("tanh", "mse", "tanh"), ("mixed", "ce", "softmax")]  # fmt: skip
+
+
+def _smooth_case(hidden, loss, out, m, seed):
+    net, theta, X, Y = make_case(4, loss, out, "tanh", 0.2, m=m, seed=seed)
+    if hidden != "tanh":
+        acts = ["sigmoid"] * 3 if hidden == "sigmoid" else ["relu", "sigmoid", "relu"]
+        net = MLP(net.layer_dims, acts + [out], loss=loss, l2=0.2)
+    return net, theta, X, Y
+
+
+@pytest.mark.parametrize(("hidden", "loss", "out"), SMOOTH_CASES)
+def test_smooth_taylor_shortcut_is_exact(hidden, loss, out, monkeypatch):
+    # Steps from far inside to beyond the series' margin (|dZ| <= 1e-4): the Taylor tables,
+    # the general path and its small-step forms must all agree with the references.
+    net, theta, X, Y = _smooth_case(hidden, loss, out, m=6, seed=31)
+    index, step = all_coordinates(theta, [1e-8, -3e-6, 4e-5, -2e-4, 1e-3, -0.3])
+    assert network_kernel._Packed(net, theta, X, Y).n_units > 0  # the shortcut is in play
+    d = coordinate_deltas(net, theta, X, Y, index, step)
+    ref_ld, J = ld_deltas(net, theta, X, Y, index, step)
+    err = np.abs(d - ref_ld).astype(float)
+    bound = 1e-12 * np.abs(ref_ld).astype(float) + 1e-17 * (1 + abs(J))
+    assert np.all(err <= bound), (err / bound).max()
+    ref, J = direct_deltas(net, theta, X, Y, index, step)
+    np.testing.assert_allclose(d, ref, rtol=0, atol=1e-13 * (1 + abs(J)))
+    # Without the series: the general path only; the two agree far below the LD bound.
+    monkeypatch.setattr(network_kernel, "_TAYLOR_DELTA", 0.0)
+    general = coordinate_deltas(net, theta, X, Y, index, step)
+    assert np.all(np.abs(d - general) <= 1e-14 * np.abs(general) + 1e-19 * (1 + abs(J)))
+
+
+@pytest.mark.parametrize("code", [3, 4])
+def test_smooth_series_coefficients(code):
+    # sum_q c_q d^q against g(z + d) - g(z) in extended precision, saturated z included.
+    z = np.array([-40.0, -8.0, -1.3, -0.2, 0.0, 0.4, 2.5, 9.0, 35.0])
+    zl = z.astype(LD)
+    if code == 3:
+        a = np.tanh(z)
+
+        def diff(x, e):  # tanh(x + e) - tanh(x) without cancellation
+            return np.sinh(e) / (np.cosh(x + e) * np.cosh(x))
+    else:
+        a = 1 / (1 + np.exp(-z))
+
+        def diff(x, e):  # s(x + e) - s(x) = -s(x + e) s(-x) expm1(-e)
+            return -np.expm1(-e) / ((1 + np.exp(-x - e)) * (1 + np.exp(x)))
+    gp = network_kernel._slopes("tanh" if code == 3 else "sigmoid", z, a)
+    coef = np.empty(network_kernel._TAYLOR_K)
+    for j in range(z.size):
+        network_kernel._smooth_coeffs(code, a[j], gp[j], coef, coef.size)
+        for dd in (1e-4, -1e-4, 3e-6):
+            series = sum(coef[q] * LD(dd) ** (q + 1) for q in range(coef.size))
+            exact = diff(zl[j], LD(dd))
+            assert abs(series - exact) <= 1e-14 * abs(exact), (z[j], dd)
+
+
+def test_smooth_chunking_order_and_threads_do_not_change_results(monkeypatch):
+    net, theta, X, Y = _smooth_case("mixed", "ce", "softmax", m=7, seed=4)
+    index, step = all_coordinates(theta, [1e-7, -1e-5, 2e-4, -1e-3])
+    d = coordinate_deltas(net, theta, X, Y, index, step)
+    monkeypatch.setattr(network_kernel, "_SERIAL_WORK", 0)
+    assert np.array_equal(d, coordinate_deltas(net, theta, X, Y, index, step))
+    assert np.array_equal(d, coordinate_deltas(net, theta, X, Y, index, step, max_memory=1))
+    assert np.array_equal(d, coordinate_deltas(net, theta, X, Y, index, step, max_memory=3000))
+    perm = np.random.default_rng(1).permutation(index.size)
+    assert np.array_equal(d[perm], coordinate_deltas(net, theta, X, Y, index[perm], step[perm]))
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = coordinate_deltas(net, theta, X, Y, index, step)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(d, single)
