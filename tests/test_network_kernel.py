@@ -14,35 +14,11 @@ References, never the kernel's own numbers:
 import numba
 import numpy as np
 import pytest
+from network_cases import HEADS, HIDDEN, LD, act_ld, case_id, make_case
 
 from fastgc import _network_kernel as network_kernel
 from fastgc._mlp import MLP
 from fastgc._network_kernel import coordinate_deltas, kink_mask
-
-LD = np.longdouble
-
-HIDDEN = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
-HEADS = [("bce", "sigmoid"), ("ce", "softmax")] + [
-    ("mse", out) for out in ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
-]
-WIDTHS = [3, 4, 5, 4, 3]
-
-
-def make_case(depth, loss, out, hidden, l2, m, seed):
-    n_out = 1 if loss == "bce" else 3
-    dims = WIDTHS[:depth] + [n_out]
-    net = MLP(dims, [hidden] * (depth - 1) + [out], loss=loss, l2=l2)
-    theta = net.flatten(net.init(seed=seed))
-    rng = np.random.default_rng(seed + 100)
-    X = rng.standard_normal((dims[0], m))
-    X[0, 0] = 0.0  # an exactly zero input: its weights' perturbations change nothing
-    if loss == "bce":
-        Y = (rng.random((1, m)) < 0.5).astype(float)
-    elif loss == "ce":
-        Y = np.eye(n_out)[:, rng.integers(0, n_out, m)]
-    else:
-        Y = rng.standard_normal((n_out, m))
-    return net, theta, X, Y
 
 
 def direct_deltas(net, theta, X, Y, index, step):
@@ -54,18 +30,6 @@ def direct_deltas(net, theta, X, Y, index, step):
         t[index[j]] += step[j]
         out[j] = net(net.unflatten(t), X, Y) - J0
     return out, J0
-
-
-def _act_ld(name, Z):
-    if name == "relu":
-        return np.maximum(LD(0), Z)
-    if name == "leaky_relu":
-        return np.where(Z > 0, Z, LD("0.01") * Z)
-    if name == "tanh":
-        return np.tanh(Z)
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-Z))
-    return Z
 
 
 def cost_ld(net, theta, X, Y):
@@ -83,7 +47,7 @@ def cost_ld(net, theta, X, Y):
         start += n_out
         penalty += np.sum(W * W)
         Z = np.matmul(W, A) + b
-        A = _act_ld(name, Z) if name != "softmax" else None
+        A = act_ld(name, Z) if name != "softmax" else None
     if net.loss == "bce":
         loss = np.sum(np.logaddexp(LD(0), Z) - Y * Z)
     elif net.loss == "ce":
@@ -121,12 +85,7 @@ for _loss, _out in HEADS:
             CASES.append((_depth, _loss, _out, _hidden, _l2, _m))
 
 
-def _id(case):
-    depth, loss, out, hidden, l2, m = case
-    return f"L{depth}-{hidden}-{out}-{loss}-l2={l2}-m={m}"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_deltas_match_references(case):
     depth, loss, out, hidden, l2, m = case
     net, theta, X, Y = make_case(depth, loss, out, hidden, l2, m, seed=depth)

@@ -1,0 +1,48 @@
+"""Shared by the network-kernel tests: the small networks they run on, and the activations in
+extended precision for their references."""
+
+import numpy as np
+
+from fastgc._mlp import MLP
+
+LD = np.longdouble
+
+HIDDEN = ("relu", "leaky_relu", "tanh", "sigmoid", "identity")
+HEADS = [("bce", "sigmoid"), ("ce", "softmax")] + [
+    ("mse", out) for out in ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+]
+WIDTHS = [3, 4, 5, 4, 3]
+
+
+def make_case(depth, loss, out, hidden, l2, m, seed):
+    n_out = 1 if loss == "bce" else 3
+    dims = WIDTHS[:depth] + [n_out]
+    net = MLP(dims, [hidden] * (depth - 1) + [out], loss=loss, l2=l2)
+    theta = net.flatten(net.init(seed=seed))
+    rng = np.random.default_rng(seed + 100)
+    X = rng.standard_normal((dims[0], m))
+    X[0, 0] = 0.0  # an exactly zero input: its weights' perturbations change nothing
+    if loss == "bce":
+        Y = (rng.random((1, m)) < 0.5).astype(float)
+    elif loss == "ce":
+        Y = np.eye(n_out)[:, rng.integers(0, n_out, m)]
+    else:
+        Y = rng.standard_normal((n_out, m))
+    return net, theta, X, Y
+
+
+def act_ld(name, Z):
+    if name == "relu":
+        return np.maximum(LD(0), Z)
+    if name == "leaky_relu":
+        return np.where(Z > 0, Z, LD("0.01") * Z)
+    if name == "tanh":
+        return np.tanh(Z)
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-Z))
+    return Z
+
+
+def case_id(case):
+    depth, loss, out, hidden, l2, m = case
+    return f"L{depth}-{hidden}-{out}-{loss}-l2={l2}-m={m}"
