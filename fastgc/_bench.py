@@ -501,11 +501,6 @@ def _make_kernel(problem: Problem):
 # Peers -----------------------------------------------------------------------------------
 
 
-def _flat_cost(problem: Problem):
-    net, X, Y = problem.net, problem.X, problem.Y
-    return lambda theta: net(net.unflatten(theta), X, Y)
-
-
 def _make_check_grad(direction: str):
     def make(problem: Problem):
         from scipy.optimize import check_grad

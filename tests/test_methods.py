@@ -194,3 +194,33 @@ def test_network_complex_step_accuracy_on_smooth_networks(act, loss):
     exact = np.concatenate([grads["d" + k].ravel() for k in params])
     numeric = np.concatenate([result.numeric[k].ravel() for k in params])
     assert np.linalg.norm(numeric - exact) / np.linalg.norm(exact) <= 1e-13
+
+
+# ---- why Richardson is driven by scipy (README, "Methods") ------------------------------------
+def test_table_richardson_is_as_sharp_on_smooth_nets_but_its_error_estimate_is_not_safe():
+    from fastgc._layout import Layout
+    from fastgc._objective import make_objective
+    from fastgc._scheme import richardson, richardson_scipy
+
+    def run(act, m):
+        # the README's measurement: 10-20-10-3, softmax/CE, params init(1), data seed 0
+        net = fastgc.MLP([10, 20, 10, 3], act, "ce")
+        params = net.init(1)
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((10, m))
+        Y = np.eye(3)[:, rng.integers(0, 3, m)]
+        layout, theta = Layout.of(params)
+        exact, _ = layout.flatten_gradient(net.gradients(params, X, Y))
+        objective = make_objective(net, layout, theta, (X, Y), "network")
+        index = np.arange(layout.size)
+        h = 1e-3 * np.maximum(1.0, np.abs(theta))
+        return exact, richardson(objective, index, h), richardson_scipy(objective, theta, index, h)
+
+    exact, table, scipy_ = run("tanh", 64)
+    for estimate in (table, scipy_):
+        assert np.linalg.norm(estimate.numeric - exact) / np.linalg.norm(exact) < 1e-12
+    # relu, 64 examples: 1e-3 steps cross kinks; the table's error estimate then understates
+    # its error, scipy's does not (its iterations stop on disagreement and report it)
+    exact, table, scipy_ = run("relu", 64)
+    assert np.max(np.abs(table.numeric - exact) / table.error) > 10
+    assert np.max(np.abs(scipy_.numeric - exact) / scipy_.error) < 1
