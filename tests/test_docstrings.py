@@ -1,0 +1,16 @@
+"""The Examples sections of the public docstrings run (doctest)."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["fastgc._check", "fastgc._objective", "fastgc._exercise", "fastgc._mlp"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples_run(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
