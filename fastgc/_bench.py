@@ -51,7 +51,7 @@ EXERCISE_THRESHOLD = 2e-7
 
 # Quick mode: a row whose first timed call takes longer than this is timed once, without the
 # memory run (keeps ``fastgc bench`` within a few minutes on two cores).
-SLOW_SECONDS = 4.0
+SLOW_SECONDS = 1.5
 
 # How many coordinates are compared with the reference backprop after a timed call.
 SAMPLE = 200
