@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._diagnosis import describe_localisation, diagnose_factor
+from ._kinks import find_kinks, one_sided_consistent
 from ._layout import Layout
 from ._localise import DEFAULT_BUDGET, check_directions, localise_block
 from ._objective import ENGINES, CostError, make_objective
@@ -299,9 +300,10 @@ def _run_coordinates(objective, inputs: _Inputs, start: float) -> CheckResult:
             h0 = coordinate_steps(theta, index, inputs.eps)
             estimate = central(objective, index, h0)
             step_text = _step_text(inputs.eps)
-        kinked = _find_kinks(objective, inputs, index, h0, estimate)
-        consistent = _one_sided_consistent(objective, inputs, index[kinked],
-                                           estimate.step[kinked])
+        kinked = find_kinks(objective, inputs.analytic, index, h0, estimate,
+                            inputs.threshold, method)
+        consistent = one_sided_consistent(objective, inputs.analytic, index[kinked],
+                                          estimate.step[kinked], inputs.threshold)
     rule = ("" if method == "central" else
             f"{inputs.threshold:.0e} relative + {SAFETY:g} x the estimated error of each "
             f"estimate ({'Richardson' if method == 'richardson' else 'complex-step'} error "
@@ -312,72 +314,6 @@ def _run_coordinates(objective, inputs: _Inputs, start: float) -> CheckResult:
         method=method, step=step_text, ignored_keys=inputs.ignored_keys,
         notes=notes, kinked=kinked, kink_consistent=consistent, threshold_rule=rule,
     )
-
-
-# Above this many suspects, kink re-checks by a second step are capped (black-box costs).
-_MAX_KINK_RECHECKS = 2000
-
-
-def _find_kinks(objective, inputs: _Inputs, index, h0, estimate) -> np.ndarray:
-    """Which checked coordinates' steps cross a kink of the cost.
-
-    Only suspects are examined: failing coordinates, and for Richardson also those whose
-    error estimate is large (its extrapolation disagreed with itself, as it does across a
-    kink); a kink that spoils nothing needs no report. The network engine then knows exactly
-    (a ReLU pre-activation changes sign within +/-h). For a black-box cost a kink shows as
-    estimates that disagree across step sizes: Richardson's large error estimate, or a failing
-    central estimate that moves by more than both estimates' errors allow when the step is cut
-    to h/16.
-    """
-    a, err = estimate.numeric, estimate.error
-    g = inputs.analytic[index]
-    failing = np.abs(g - a) > inputs.threshold * (np.abs(g) + np.abs(a)) + SAFETY * err
-    scale = np.abs(a) + (np.sqrt(np.mean(a ** 2)) if len(a) else 0.0)
-    uncertain = err > 1e-6 * scale
-    suspects = failing | uncertain if inputs.method == "richardson" else failing
-    kinked = np.zeros(len(index), dtype=bool)
-    sel = np.flatnonzero(suspects)
-    if sel.size == 0:
-        return kinked
-    exact = objective.kink_mask(index[sel], h0[sel])
-    if exact is not None:
-        kinked[sel] = exact | objective.kink_mask(index[sel], -h0[sel])
-        return kinked
-    if inputs.method == "richardson":
-        return uncertain
-    sel = sel[:_MAX_KINK_RECHECKS]
-    fine = central(objective, index[sel], h0[sel] / 16)
-    gap = np.abs(fine.numeric - a[sel])
-    kinked[sel] = gap > SAFETY * (err[sel] + fine.error) + 1e-3 * scale[sel]
-    return kinked
-
-
-def _one_sided_consistent(objective, inputs: _Inputs, index, step) -> np.ndarray:
-    """Whether each analytic value lies within the one-sided differences around theta.
-
-    Across a kink the derivative at theta is the one-sided derivative of the side that does not
-    cross it. Each side is estimated at h and h/2 and extrapolated, ``2 D(h/2) - D(h)``, which
-    removes the O(h f'') curvature error; ``|D(h/2) - D(h)|`` widens the side's interval by
-    what the extrapolation may still miss (a kink inside the side, or higher-order curvature).
-    4 evaluations per coordinate.
-    """
-    if len(index) == 0:
-        return np.zeros(0, dtype=bool)
-    n = len(index)
-    steps = np.concatenate([step, -step, step / 2, -step / 2])
-    d = objective.at_coordinates(np.tile(index, 4), steps)
-    quotients = (d / steps).reshape(4, n)  # forward h, backward h, forward h/2, backward h/2
-    low, high = [], []
-    for coarse, fine in ((quotients[0], quotients[2]), (quotients[1], quotients[3])):
-        value = 2 * fine - coarse
-        spread = np.abs(fine - coarse)
-        low.append(value - spread)
-        high.append(value + spread)
-    lo, hi = np.minimum(*low), np.maximum(*high)
-    g = inputs.analytic[index]
-    slack = (np.maximum(inputs.threshold, 1e-6) * (np.abs(lo) + np.abs(hi))
-             + SAFETY * 4 * objective.noise / step)
-    return (g >= lo - slack) & (g <= hi + slack)
 
 
 def _require_complex_analytic(objective, inputs: _Inputs, index, estimate) -> None:

@@ -233,7 +233,7 @@ def test_loop_engine_passes_a_correct_gradient_on_a_steep_bce_output():
 
 
 # Was a bug: the one-sided differences at h carried their O(h f'') truncation error into the
-# judgement; fastgc/_check.py _one_sided_consistent now extrapolates them over h and h/2.
+# judgement; fastgc/_kinks.py one_sided_consistent now extrapolates them over h and h/2.
 @pytest.mark.parametrize("engine", ["network", "loop"])
 def test_kink_judgement_allows_the_one_sided_truncation_error(engine):
     # Example 0's relu pre-activation sits 3e-5 below 0, inside Richardson's step for b1
