@@ -46,3 +46,30 @@ def act_ld(name, Z):
 def case_id(case):
     depth, loss, out, hidden, l2, m = case
     return f"L{depth}-{hidden}-{out}-{loss}-l2={l2}-m={m}"
+
+
+def cost_ld(net, theta, X, Y):
+    """The cost in extended precision, losses in their stable forms (logits for bce/ce)."""
+    theta = theta.astype(LD)
+    m = X.shape[1]
+    A = X.astype(LD)
+    Y = Y.astype(LD)
+    start, penalty = 0, LD(0)
+    for li, name in enumerate(net.activations, start=1):
+        n_out, n_in = net.layer_dims[li], net.layer_dims[li - 1]
+        W = theta[start : start + n_out * n_in].reshape(n_out, n_in)
+        start += n_out * n_in
+        b = theta[start : start + n_out].reshape(n_out, 1)
+        start += n_out
+        penalty += np.sum(W * W)
+        Z = np.matmul(W, A) + b
+        A = act_ld(name, Z) if name != "softmax" else None
+    if net.loss == "bce":
+        loss = np.sum(np.logaddexp(LD(0), Z) - Y * Z)
+    elif net.loss == "ce":
+        zmax = Z.max(axis=0)
+        lse = zmax + np.log(np.exp(Z - zmax).sum(axis=0))
+        loss = np.sum(Y.sum(axis=0) * lse) - np.sum(Y * Z)
+    else:
+        loss = np.sum((A - Y) ** 2) / 2
+    return loss / m + LD(net.l2) / (2 * m) * penalty

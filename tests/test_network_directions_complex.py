@@ -14,7 +14,7 @@ References, never the kernel's own numbers:
 import numba
 import numpy as np
 import pytest
-from network_cases import HEADS, HIDDEN, LD, act_ld, case_id, make_case
+from network_cases import HEADS, HIDDEN, LD, case_id, cost_ld, make_case
 
 from fastgc._mlp import MLP
 from fastgc._network_kernel import (
@@ -28,28 +28,6 @@ EPS_LD = float(np.finfo(LD).eps)
 def _blocks(net):
     starts = np.cumsum([0] + [a * b for _, (a, b) in net.param_shapes()])
     return [np.arange(starts[b], starts[b + 1]) for b in range(len(starts) - 1)]
-
-
-def cost_ld(net, theta, X, Y):
-    """The cost in extended precision, losses in their stable forms (logits for bce/ce)."""
-    params = {k: v.astype(LD) for k, v in net.unflatten(theta).items()}
-    m = X.shape[1]
-    A, Y = X.astype(LD), Y.astype(LD)
-    penalty = LD(0)
-    for li, name in enumerate(net.activations, start=1):
-        W = params[f"W{li}"]
-        penalty += np.sum(W * W)
-        Z = np.matmul(W, A) + params[f"b{li}"]
-        A = act_ld(name, Z) if name != "softmax" else None
-    if net.loss == "bce":
-        loss = np.sum(np.logaddexp(LD(0), Z) - Y * Z)
-    elif net.loss == "ce":
-        zmax = Z.max(axis=0)
-        lse = zmax + np.log(np.exp(Z - zmax).sum(axis=0))
-        loss = np.sum(Y.sum(axis=0) * lse) - np.sum(Y * Z)
-    else:
-        loss = np.sum((A - Y) ** 2) / 2
-    return loss / m + LD(net.l2) / (2 * m) * penalty
 
 
 def perturbed(theta, indices, values, step):

@@ -14,7 +14,7 @@ References, never the kernel's own numbers:
 import numba
 import numpy as np
 import pytest
-from network_cases import HEADS, HIDDEN, LD, act_ld, case_id, make_case
+from network_cases import HEADS, HIDDEN, LD, case_id, cost_ld, make_case
 
 from fastgc import _network_kernel as network_kernel
 from fastgc._mlp import MLP
@@ -30,33 +30,6 @@ def direct_deltas(net, theta, X, Y, index, step):
         t[index[j]] += step[j]
         out[j] = net(net.unflatten(t), X, Y) - J0
     return out, J0
-
-
-def cost_ld(net, theta, X, Y):
-    """The cost in extended precision, losses in their stable forms (logits for bce/ce)."""
-    theta = theta.astype(LD)
-    m = X.shape[1]
-    A = X.astype(LD)
-    Y = Y.astype(LD)
-    start, penalty = 0, LD(0)
-    for li, name in enumerate(net.activations, start=1):
-        n_out, n_in = net.layer_dims[li], net.layer_dims[li - 1]
-        W = theta[start : start + n_out * n_in].reshape(n_out, n_in)
-        start += n_out * n_in
-        b = theta[start : start + n_out].reshape(n_out, 1)
-        start += n_out
-        penalty += np.sum(W * W)
-        Z = np.matmul(W, A) + b
-        A = act_ld(name, Z) if name != "softmax" else None
-    if net.loss == "bce":
-        loss = np.sum(np.logaddexp(LD(0), Z) - Y * Z)
-    elif net.loss == "ce":
-        zmax = Z.max(axis=0)
-        lse = zmax + np.log(np.exp(Z - zmax).sum(axis=0))
-        loss = np.sum(Y.sum(axis=0) * lse) - np.sum(Y * Z)
-    else:
-        loss = np.sum((A - Y) ** 2) / 2
-    return loss / m + LD(net.l2) / (2 * m) * penalty
 
 
 def ld_deltas(net, theta, X, Y, index, step):
