@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._result import _use_color, relative_difference
+from ._result import _use_color
+from ._verdict import relative_difference
 
 __all__ = ["gradient_check", "gradient_check_n"]
 

@@ -9,46 +9,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._result import SAFETY
-from ._scheme import central
+from ._verdict import agree, within_interval
 
-# Above this many suspects, kink re-checks by a second step are capped (black-box costs).
-_MAX_KINK_RECHECKS = 2000
+# The one-sided judgement's relative floor: one-sided differences are first-order accurate, so
+# they cannot support a threshold below this.
+_ONE_SIDED_FLOOR = 1e-6
 
 
-def find_kinks(objective, analytic, index, h0, estimate, threshold: float,
-               method: str) -> np.ndarray:
+def find_kinks(objective, scheme, analytic, index, estimate, threshold: float) -> np.ndarray:
     """Which checked coordinates' steps cross a kink of the cost.
 
-    Only suspects are examined: failing coordinates, and for Richardson also those whose
-    error estimate is large (its extrapolation disagreed with itself, as it does across a
-    kink); a kink that spoils nothing needs no report. The network engine then knows exactly
-    (a ReLU pre-activation changes sign within +/-h). For a black-box cost a kink shows as
-    estimates that disagree across step sizes: Richardson's large error estimate, or a failing
-    central estimate that moves by more than both estimates' errors allow when the step is cut
-    to h/16.
+    Only suspects are examined (the scheme says which: failing coordinates, and for Richardson
+    also those whose error estimate is large); a kink that spoils nothing needs no report. The
+    network engine then knows exactly (a ReLU pre-activation changes sign within +/-h, either
+    side). For a black-box cost the scheme's own policy decides (estimates that disagree
+    across step sizes).
     """
-    a, err = estimate.numeric, estimate.error
-    g = analytic[index]
-    failing = np.abs(g - a) > threshold * (np.abs(g) + np.abs(a)) + SAFETY * err
-    scale = np.abs(a) + (np.sqrt(np.mean(a ** 2)) if len(a) else 0.0)
-    uncertain = err > 1e-6 * scale
-    suspects = failing | uncertain if method == "richardson" else failing
+    failing = ~agree(analytic[index], estimate.numeric, estimate.error, threshold)
+    suspects = scheme.kink_suspects(failing, estimate)
     kinked = np.zeros(len(index), dtype=bool)
     sel = np.flatnonzero(suspects)
     if sel.size == 0:
         return kinked
+    h0 = estimate.first_step
     exact = objective.kink_mask(index[sel], h0[sel])
     if exact is not None:
         kinked[sel] = exact | objective.kink_mask(index[sel], -h0[sel])
         return kinked
-    if method == "richardson":
-        return uncertain
-    sel = sel[:_MAX_KINK_RECHECKS]
-    fine = central(objective, index[sel], h0[sel] / 16)
-    gap = np.abs(fine.numeric - a[sel])
-    kinked[sel] = gap > SAFETY * (err[sel] + fine.error) + 1e-3 * scale[sel]
-    return kinked
+    return scheme.black_box_kinks(objective, index, estimate, suspects)
 
 
 def one_sided_consistent(objective, analytic, index, step, threshold: float) -> np.ndarray:
@@ -65,7 +53,8 @@ def one_sided_consistent(objective, analytic, index, step, threshold: float) -> 
     n = len(index)
     steps = np.concatenate([step, -step, step / 2, -step / 2])
     d = objective.at_coordinates(np.tile(index, 4), steps)
-    quotients = (d / steps).reshape(4, n)  # forward h, backward h, forward h/2, backward h/2
+    quotients = (d.values / steps).reshape(4, n)  # forward h, backward h, forward h/2, backward h/2
+    noise = d.noise.reshape(4, n).max(axis=0)
     low, high = [], []
     for coarse, fine in ((quotients[0], quotients[2]), (quotients[1], quotients[3])):
         value = 2 * fine - coarse
@@ -73,7 +62,6 @@ def one_sided_consistent(objective, analytic, index, step, threshold: float) -> 
         low.append(value - spread)
         high.append(value + spread)
     lo, hi = np.minimum(*low), np.maximum(*high)
-    g = analytic[index]
-    slack = (np.maximum(threshold, 1e-6) * (np.abs(lo) + np.abs(hi))
-             + SAFETY * 4 * objective.noise / step)
-    return (g >= lo - slack) & (g <= hi + slack)
+    # the extrapolated one-sided quotients carry up to ~4 noise / h of rounding
+    return within_interval(analytic[index], lo, hi, 4 * noise / step,
+                           max(threshold, _ONE_SIDED_FLOOR))

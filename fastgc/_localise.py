@@ -1,8 +1,8 @@
-"""Directional checks, and localisation of wrong entries by bisection.
+"""Localisation of wrong entries by bisection, in directions mode.
 
-A directional check compares ``g . v`` (the analytic gradient along ``v``) with extrapolated
-central differences of the cost along ``v``: two +/- pairs of evaluations whatever the size of
-``v``'s support. When a block fails, its coordinates are split into groups (rows of a matrix,
+Each part is checked along a random direction supported on it (the two-step directional
+scheme, ``fastgc._scheme.two_step_directions``: 4 evaluations whatever the part's size). When a
+block fails, its coordinates are split into groups (rows of a matrix,
 or single entries), and groups are bisected: a random direction supported on each half is
 checked, and only failing halves are split further. A single wrong entry among n is found with about
 ``8 log2(n)`` evaluations instead of ``2n``.
@@ -15,72 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._plan import random_direction
-from ._result import SAFETY
-from ._scheme import DEFAULT_CENTRAL_STEP, central_directions
+from ._scheme import two_step_directions
 
 # When more than this many groups fail at one level of the bisection, the wrong entries are
 # spread out (a whole row zeroed, a scaled block): stop splitting and report the groups.
 MAX_FAILING_GROUPS = 4
 DEFAULT_BUDGET = 400  # cost evaluations per failing block
 RETRIES = 2  # fresh directions for a level where no half shows the parent's error
-
-
-@dataclass
-class DirectionalCheck:
-    """``analytic`` = g . v_eff and ``numeric`` (central difference) for each direction, with
-    the estimated absolute ``error`` of ``numeric``."""
-
-    analytic: np.ndarray
-    numeric: np.ndarray
-    error: np.ndarray
-
-    def failing(self, threshold: float) -> np.ndarray:
-        gap = np.abs(self.analytic - self.numeric)
-        tolerance = threshold * (np.abs(self.analytic) + np.abs(self.numeric)) + SAFETY * self.error
-        return gap > tolerance
-
-
-def direction_steps(theta, directions, eps) -> np.ndarray:
-    """Step per direction: ``eps``, or the default step scaled by the RMS of the perturbed
-    parameters (at least 1)."""
-    if eps is not None:
-        return np.full(len(directions), float(eps))
-    return np.array([DEFAULT_CENTRAL_STEP * max(1.0, float(np.sqrt(np.mean(theta[d.indices] ** 2))))
-                     for d in directions])
-
-
-def check_directions(objective, analytic_flat, theta, directions, eps) -> DirectionalCheck:
-    """Check ``directions`` (a list of :class:`~fastgc._plan.Direction`): 4 evaluations each.
-
-    Central differences at h and h/2 along each direction, extrapolated,
-    ``(4 D(h/2) - D(h)) / 3``, which cancels the h^2 term; the disagreement
-    ``|R - D(h/2)|`` estimates the remaining error (large where the step crosses a kink), plus
-    the rounding the combination amplifies (3 noise / h). So the verdict can follow the
-    numerics, well below the central threshold: a single entry off by 1e-3 in a block of 10^6
-    moves g . v by ~1e-6 relative.
-
-    The analytic side uses the step actually applied, ``(fl(theta + h v) - fl(theta - h v)) /
-    2h`` (and the same at h/2), so the rounding of ``theta + h v`` (large when ``h v_i`` is
-    tiny) cancels out of the comparison.
-    """
-    steps = direction_steps(theta, directions, eps)
-    pairs = [(d.indices, d.values) for d in directions]
-    n = len(directions)
-    both = central_directions(objective, pairs * 2, np.concatenate([steps, steps / 2]))
-    coarse, fine = both.numeric[:n], both.numeric[n:]
-    numeric = (4 * fine - coarse) / 3
-    # the combination's rounding: (4 err(h/2) + err(h)) / 3
-    error = np.abs(numeric - fine) + (4 * both.error[n:] + both.error[:n]) / 3
-    analytic = np.empty(n)
-    for j, d in enumerate(directions):
-        t, g = theta[d.indices], analytic_flat[d.indices]
-        values = []
-        for h in (steps[j], steps[j] / 2):
-            effective = ((t + h * d.values) - (t - h * d.values)) / (2 * h)
-            values.append(g @ effective)
-        # the analytic counterpart of the extrapolation: the same combination
-        analytic[j] = (4 * values[1] - values[0]) / 3
-    return DirectionalCheck(analytic, numeric, error)
 
 
 @dataclass
@@ -136,8 +77,8 @@ def bisect_groups(objective, analytic_flat, theta, block_index, groups, threshol
             directions = [random_direction(rng, block_index,
                                            np.concatenate([groups[g] for g in h]))
                           for h in halves]
-            failing = check_directions(objective, analytic_flat, theta, directions,
-                                       eps).failing(threshold)
+            failing = two_step_directions(objective, analytic_flat, theta, directions,
+                                          eps).failing(threshold)
             if failing.any():
                 break
         level = [h for h, bad in zip(halves, failing, strict=True) if bad]

@@ -96,3 +96,74 @@ def directions_plan(layout, k: int, rng: np.random.Generator) -> list[Direction]
         indices = np.arange(b.offset, b.stop, dtype=np.int64)
         plan.extend(random_direction(rng, b_i, indices) for _ in range(k))
     return plan
+
+
+# ---- the plans -------------------------------------------------------------------------------
+# A plan is a mode of checking: it selects the items (coordinates or directions) and says what
+# the report must add about its coverage. The driver runs every plan the same way.
+class FullPlan:
+    """Every coordinate: the exercise's check, 2 evaluations per parameter with central."""
+
+    name = "full"
+    items = "coordinates"
+
+    def select(self, layout, rng) -> np.ndarray:
+        return full_plan(layout)
+
+    def notes(self, layout, index) -> list[str]:
+        return []
+
+
+class SubsetPlan:
+    """A seeded, per-block stratified subset of ``subset`` coordinates (an int count, or a
+    float fraction in (0, 1])."""
+
+    name = "subset"
+    items = "coordinates"
+
+    def __init__(self, subset):
+        self.subset = subset
+
+    def select(self, layout, rng) -> np.ndarray:
+        return subset_plan(layout, self.subset, rng)
+
+    def notes(self, layout, index) -> list[str]:
+        counts = np.bincount(layout.block_index(index), minlength=len(layout.blocks))
+        parts = []
+        for b, k in zip(layout.blocks, counts, strict=True):
+            if k == b.size:
+                parts.append(f"{b.name} whole")
+            else:
+                parts.append(f"{b.name} {k}/{b.size}: {miss_probability(b.size, int(k), 0.01):.2g}")
+        return ["subset check: the chance that a bug touching 1% of a block's entries goes "
+                "unseen is " + "; ".join(parts)]
+
+
+class DirectionsPlan:
+    """``directions`` Gaussian directions per block, each a +/- pair at two steps."""
+
+    name = "directions"
+    items = "directions"
+
+    def __init__(self, directions: int):
+        self.directions = directions
+
+    def select(self, layout, rng) -> list[Direction]:
+        return directions_plan(layout, self.directions, rng)
+
+    def notes(self, layout, directions) -> list[str]:
+        return [f"directions mode: {self.directions} Gaussian direction(s) per block; g.v is "
+                "compared with central differences along v at h and h/2, extrapolated (4 "
+                "evaluations per direction). A wrong gradient goes unseen only on a set of "
+                "directions of measure zero, or when its error along v is within the tolerance "
+                "(roughly threshold x ||g_block|| in norm, or the estimated error)"]
+
+
+def make_plan(subset=None, directions=None):
+    """The plan for ``check``'s ``subset=``/``directions=`` options (both None: every
+    coordinate)."""
+    if directions is not None:
+        return DirectionsPlan(directions)
+    if subset is not None:
+        return SubsetPlan(subset)
+    return FullPlan()

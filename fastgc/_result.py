@@ -1,40 +1,17 @@
-"""Result: analytic against numeric for every checked item, per block and overall.
+"""Result: what a check found, per block and overall, and its report.
 
 The metric is the exercise's relative difference ``||g - a|| / (||g|| + ||a||)`` (g: the
-analytic gradient, a: the numeric one), overall and per parameter block. A block passes when
-``||g - a|| <= threshold (||g|| + ||a||) + SAFETY * ||error||``: within the relative threshold
-plus ``SAFETY`` times the estimated numerical error of ``a`` (a block whose gradient is tiny
-cannot reach a relative threshold, but its discrepancy is then explained by noise).
-The check passes when every block passes.
+analytic gradient, a: the numeric one), overall and per parameter block; the verdict is the
+rule of ``fastgc._verdict``. Results hold data only (no closures), so they pickle and compare.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
-
-from ._diagnosis import diagnose
-
-# How many times the estimated numerical error a discrepancy may be and still count as noise.
-SAFETY = 10.0
-
-
-def block_passes(g: np.ndarray, a: np.ndarray, noise: float, threshold: float) -> bool:
-    """``||g - a|| <= threshold (||g|| + ||a||) + SAFETY * noise``: the block's discrepancy is
-    within the relative threshold plus what the numerical error explains. The same sum as each
-    entry's tolerance, so a failing block always has a discrepancy beyond noise."""
-    gap = np.linalg.norm(g - a)
-    return bool(gap <= threshold * (np.linalg.norm(g) + np.linalg.norm(a)) + SAFETY * noise)
-
-
-def relative_difference(g: np.ndarray, a: np.ndarray) -> float:
-    """The exercise's ``||g - a|| / (||g|| + ||a||)``; 0 when both are zero."""
-    numerator = np.linalg.norm(g - a)
-    denominator = np.linalg.norm(g) + np.linalg.norm(a)
-    return float(numerator / denominator) if denominator > 0 else 0.0
 
 
 @dataclass
@@ -119,7 +96,10 @@ class CheckResult:
         The engine that evaluated the cost (``"loop"``, ``"stacked"``, ``"numba"``,
         ``"network"``).
     method : str
-        The scheme (``"central"``, ...).
+        The scheme that estimated the derivatives: ``"central"``, ``"richardson"``,
+        ``"complex"``, or ``"two-step"`` (directions mode's extrapolated central differences).
+    description : str
+        The scheme in words, as the report shows it.
     step : str
         The step(s) used, in words.
     checked : ndarray of int
@@ -133,6 +113,11 @@ class CheckResult:
         one-sided differences instead of the threshold.
     threshold_rule : str
         How the verdict's tolerance was set, in words.
+    mode : str
+        Which items were checked: ``"full"`` (every coordinate), ``"subset"`` or
+        ``"directions"``.
+
+    Two results compare equal when every field but ``seconds`` is equal (numbers to the bit).
     """
 
     difference: float
@@ -150,25 +135,38 @@ class CheckResult:
     notes: list = field(default_factory=list)
     kinks: list = field(default_factory=list)
     threshold_rule: str = ""
-    _entries: tuple = field(default=(), repr=False)
+    mode: str = "full"
+    description: str = ""
+    _entries: EntryTable | None = field(default=None, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.passed)
+
+    def __eq__(self, other) -> bool:
+        """Equal when every field but ``seconds`` is: the same verdicts, numbers (to the
+        bit; NaN equals NaN), counts and words."""
+        if not isinstance(other, CheckResult):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name))
+                   for f in fields(self) if f.name != "seconds")
+
+    __hash__ = None  # mutable, compared by value
 
     def worst(self, k: int = 5) -> list[Entry]:
         """The ``k`` checked coordinates that disagree most, relative to their tolerance."""
         if int(k) < 0:
             raise ValueError(f"k must be >= 0, not {k}")
-        if not self._entries:
+        t = self._entries
+        if t is None or len(t.index) == 0:
             return []
-        names, g, a, err, score = self._entries
-        order = np.argsort(-score, kind="stable")[: int(k)]
+        order = np.argsort(-t.score, kind="stable")[: int(k)]
         out = []
         for j in order:
-            abs_error = abs(g[j] - a[j])
-            denom = abs(g[j]) + abs(a[j])
-            out.append(Entry(names(j), float(g[j]), float(a[j]), float(abs_error),
-                             float(abs_error / denom) if denom else 0.0, float(err[j])))
+            abs_error = abs(t.g[j] - t.a[j])
+            denom = abs(t.g[j]) + abs(t.a[j])
+            out.append(Entry(t.layout.coordinate_name(int(t.index[j])), float(t.g[j]),
+                             float(t.a[j]), float(abs_error),
+                             float(abs_error / denom) if denom else 0.0, float(t.error[j])))
         return out
 
     def report(self, color: bool | None = None) -> str:
@@ -182,7 +180,7 @@ class CheckResult:
         lines = [
             f"fastgc check {ok}: {verdict}difference {self.difference:.3e} (threshold "
             f"{self.threshold:.1e})",
-            f"  {self.method} differences ({self.step}), engine {self.engine}, "
+            f"  {self.mode} check, {self.description} ({self.step}), engine {self.engine}, "
             f"{self.nfev} cost evaluations, {_seconds(self.seconds)}",
         ]
         if self.threshold_rule:
@@ -208,88 +206,18 @@ class CheckResult:
         return self.report()
 
 
-def build_result(layout, index, analytic, estimate, threshold, *, nfev, seconds, engine, method,
-                 step, ignored_keys=(), notes=(), kinked=None, kink_consistent=None,
-                 threshold_rule="") -> CheckResult:
-    """Assemble a :class:`CheckResult` from a coordinate-wise estimate.
+@dataclass
+class EntryTable:
+    """The checked coordinates behind :meth:`CheckResult.worst`: flat ``index``, analytic
+    ``g``, numeric ``a``, error estimate ``error`` and ``score`` (discrepancy over tolerance,
+    to rank by). Names are made from ``layout`` only for the entries shown."""
 
-    ``kinked`` (bool, aligned with ``index``) marks coordinates whose step crosses a kink: they
-    are left out of the differences and verdicts, and judged by ``kink_consistent`` (whether the
-    analytic value lies within the one-sided differences) instead.
-    """
-    a, err = estimate.numeric, estimate.error
-    g = analytic[index]
-    if kinked is None:
-        kinked = np.zeros(len(index), dtype=bool)
-    consistent = np.ones(len(index), dtype=bool)
-    if kink_consistent is not None:
-        consistent[kinked] = kink_consistent
-    smooth = ~kinked
-    abs_err = np.abs(g - a)
-    tolerance = threshold * (np.abs(g) + np.abs(a)) + SAFETY * err
-    wrong = (abs_err > tolerance) & smooth | ~consistent
-    block_of = layout.block_index(index)
-    blocks = {}
-    for b_i, block in enumerate(layout.blocks):
-        sel = np.flatnonzero(block_of == b_i)
-        if sel.size == 0:
-            continue
-        ok = sel[smooth[sel]]
-        gb, ab, eb = g[ok], a[ok], err[ok]
-        diff = relative_difference(gb, ab)
-        noise = float(np.linalg.norm(eb))
-        passed = block_passes(gb, ab, noise, threshold) and bool(consistent[sel].all())
-        local = index[sel] - block.offset
-        if passed:
-            diagnosis = "ok"
-        elif not consistent[sel].all():
-            bad = [block.entry_name(int(i)) for i in local[~consistent[sel]][:5]]
-            diagnosis = (f"{int((~consistent[sel]).sum())} entries lie outside the one-sided "
-                         f"differences across a kink: {', '.join(bad)}")
-        else:
-            diagnosis = diagnose(block, g[sel], a[sel], wrong[sel], local)
-        blocks[block.name] = BlockResult(block.name, block.shape, int(sel.size), diff,
-                                         bool(passed), float(abs_err[ok].max(initial=0.0)),
-                                         noise, diagnosis, kinks=int(kinked[sel].sum()))
-    numeric_flat = np.full(layout.size, np.nan)
-    numeric_flat[index] = a
-    notes = list(notes)
-    n_kinks = int(kinked.sum())
-    if n_kinks:
-        names = [layout.coordinate_name(int(i)) for i in index[kinked][:5]]
-        more = f" and {n_kinks - 5} more" if n_kinks > 5 else ""
-        verdict = ("all consistent" if consistent.all()
-                   else f"{int((~consistent).sum())} inconsistent")
-        notes.append(f"{n_kinks} coordinate(s) not differentiable within the step (a kink is "
-                     f"crossed): {', '.join(names)}{more}; judged against the one-sided "
-                     f"differences instead: {verdict}")
-    return CheckResult(
-        difference=relative_difference(g[smooth], a[smooth]),
-        passed=all(b.passed for b in blocks.values()),
-        threshold=float(threshold),
-        blocks=blocks,
-        numeric=layout.unflatten(numeric_flat),
-        nfev=int(nfev),
-        seconds=float(seconds),
-        engine=engine,
-        method=method,
-        step=step,
-        checked=np.asarray(index),
-        ignored_keys=list(ignored_keys),
-        notes=notes,
-        kinks=[layout.coordinate_name(int(i)) for i in index[kinked]],
-        threshold_rule=threshold_rule,
-        _entries=entries_table(layout, index, analytic, estimate, threshold),
-    )
-
-
-def entries_table(layout, index, analytic, estimate, threshold) -> tuple:
-    """The per-coordinate table behind :meth:`CheckResult.worst`: names, analytic, numeric,
-    error estimate, and a score (discrepancy over tolerance) to rank by."""
-    g, a, err = analytic[index], estimate.numeric, estimate.error
-    tolerance = threshold * (np.abs(g) + np.abs(a)) + SAFETY * err
-    score = np.abs(g - a) / np.where(tolerance > 0, tolerance, np.finfo(float).tiny)
-    return (lambda j: layout.coordinate_name(int(index[j])), g, a, err, score)
+    layout: object
+    index: np.ndarray
+    g: np.ndarray
+    a: np.ndarray
+    error: np.ndarray
+    score: np.ndarray
 
 
 def _use_color() -> bool:
@@ -305,3 +233,23 @@ def _paint(text: str, code: str, color: bool) -> str:
 
 def _seconds(s: float) -> str:
     return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
+
+
+def _same(x, y) -> bool:
+    """Structural equality for result fields: arrays bit for bit (NaN equal to NaN)."""
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
+                and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"))
+    if isinstance(x, dict) or isinstance(y, dict):
+        return (isinstance(x, dict) and isinstance(y, dict) and list(x) == list(y)
+                and all(_same(x[k], y[k]) for k in x))
+    if isinstance(x, (list, tuple)) or isinstance(y, (list, tuple)):
+        return (type(x) is type(y) and len(x) == len(y)
+                and all(_same(a, b) for a, b in zip(x, y, strict=True)))
+    if hasattr(x, "__dataclass_fields__") and type(x) is type(y) and not isinstance(x, CheckResult):
+        return all(_same(getattr(x, f.name), getattr(y, f.name)) for f in fields(x))
+    if type(x) is type(y) and hasattr(x, "__dict__") and not callable(x):
+        return _same(vars(x), vars(y))  # plain data objects (the layout)
+    if isinstance(x, float) and isinstance(y, float) and x != x and y != y:
+        return True  # NaN
+    return x == y

@@ -13,8 +13,7 @@ import pytest
 import fastgc
 from fastgc._diagnosis import diagnose
 from fastgc._layout import Layout
-from fastgc._result import build_result
-from fastgc._scheme import Estimate
+from fastgc._driver import Measured, judge_blocks
 
 
 def _problem(seed=0, shape=(3, 3)):
@@ -135,15 +134,24 @@ def test_entries_within_tolerance_imply_a_passing_block():
     index = np.arange(4)
     a, err, thr = np.ones(4), np.full(4, 2e-4), 1e-3
     g = a + 0.9 * (thr * 2 + 10 * err) * np.array([1.0, -1.0, 1.0, -1.0])
-    result = build_result(layout, index, g, Estimate(a, err, np.full(4, 1e-6)), thr, nfev=9,
-                          seconds=0.0, engine="loop", method="central", step="test")
-    assert result.blocks["W"].passed and result.passed
+    blocks = _judge(layout, index, g, a, err, thr)
+    assert blocks["W"].passed
     # Just past one entry's tolerance, the block fails and that entry is named.
     g[2] = a[2] + 1.2 * (thr * 2 + 10 * err[2]) * 4
-    result = build_result(layout, index, g, Estimate(a, err, np.full(4, 1e-6)), thr, nfev=9,
-                          seconds=0.0, engine="loop", method="central", step="test")
-    assert not result.blocks["W"].passed
-    assert "W[1, 0]" in result.blocks["W"].diagnosis
+    blocks = _judge(layout, index, g, a, err, thr)
+    assert not blocks["W"].passed
+    assert "W[1, 0]" in blocks["W"].diagnosis
+
+
+def _judge(layout, index, g, a, err, thr):
+    """The driver's block verdict on given numbers, with the coordinate diagnosis."""
+    n = len(index)
+    measured = Measured(layout.block_index(index), g, a, err, np.zeros(n, bool), np.ones(n, bool))
+
+    def diagnose_block(b_i, block, sel, wrong):
+        return diagnose(block, g[sel], a[sel], wrong[sel], index[sel] - block.offset), 0
+
+    return judge_blocks(layout, measured, thr, diagnose_block)
 
 
 def test_diagnose_directly():

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from ._base import CostError, Objective
+from ._base import CostError, Deltas, Objective
 
-__all__ = ["ENGINES", "CostError", "Objective", "batched", "make_objective"]
+__all__ = ["ENGINES", "CostError", "Deltas", "Objective", "batched", "make_objective"]
 
 ENGINES = ("auto", "loop", "stacked", "numba", "network")
 

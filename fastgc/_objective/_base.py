@@ -14,6 +14,7 @@ exact), so the loop engine reproduces the exercise's numbers exactly.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,45 +23,70 @@ class CostError(ValueError):
     """The user's cost returned something that is not a finite real scalar."""
 
 
+class Deltas(NamedTuple):
+    """What an engine call computed.
+
+    Attributes
+    ----------
+    values : ndarray
+        One value per request: a cost difference ``J(theta + p) - J(theta)``, or
+        ``Im J(theta + i h e_k)`` for the complex step.
+    noise : ndarray
+        Estimated absolute rounding error of each value; schemes turn it into the error
+        estimate of a derivative.
+    nfev : int
+        Cost evaluations the call performed.
+    """
+
+    values: np.ndarray
+    noise: np.ndarray
+    nfev: int
+
+
 class Objective:
     """Base class of the engines.
+
+    An engine's expensive set-up (the base cost, compiled kernels, cached forward passes) is
+    built once, in ``__init__``, and reused by every call of the check. Every call returns a
+    :class:`Deltas`: its values, their noise and the evaluations it cost, so that wrappers
+    (chunking, progress, workers) pass results through without reaching into the engine.
 
     Attributes
     ----------
     name : str
         The engine's name, reported in the result.
+    base_cost : float
+        ``J(theta)``, evaluated once at set-up (one cost evaluation).
     noise : float
-        Estimated absolute rounding error of one returned difference; schemes turn it into
-        an error estimate of the derivative.
-    nfev : int
-        Cost evaluations performed so far (one per perturbed point; the base point counts
-        too).
+        Estimated absolute rounding error of one cost difference, from ``base_cost``.
     """
 
     name = "abstract"
+    setup_nfev = 1  # the base point
 
     def __init__(self, layout, theta: np.ndarray):
         self.layout = layout
         self.theta = theta  # fastgc's own copy; never the user's arrays
-        self.nfev = 0
         self.base_cost = math.nan
         self.noise = 0.0
-        self.last_noise = None
 
-    def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> np.ndarray:
-        """``J(theta + step[j] * e_{index[j]}) - J(theta)`` for each j (float64 array)."""
+    def _deltas(self, values: np.ndarray, nfev: int | None = None) -> Deltas:
+        """``values`` with the loop-type noise ``self.noise`` for each."""
+        n = len(values)
+        return Deltas(values, np.full(n, self.noise), n if nfev is None else nfev)
+
+    def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> Deltas:
+        """``J(theta + step[j] * e_{index[j]}) - J(theta)`` for each j."""
         raise NotImplementedError
 
-    def along_directions(self, directions, step: np.ndarray) -> np.ndarray:
+    def along_directions(self, directions, step: np.ndarray) -> Deltas:
         """``J(theta + step[j] * v_j) - J(theta)`` for sparse directions.
 
-        ``directions`` is a sequence of ``(indices, values)`` pairs, one per request. An engine
-        that can estimate the rounding of each returned difference better than ``noise`` sets
-        ``last_noise`` (an array, one per request) for the scheme to use.
+        ``directions`` is a sequence of ``(indices, values)`` pairs, one per request.
         """
         raise NotImplementedError
 
-    def complex_at_coordinates(self, index: np.ndarray, h: float) -> np.ndarray:
+    def complex_at_coordinates(self, index: np.ndarray, h: float) -> Deltas:
         """``Im J(theta + i h e_{index[j]})`` for each j (the complex step)."""
         raise NotImplementedError(f"the {self.name} engine does not support method='complex'")
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ._base import (
     CostError,
+    Deltas,
     Objective,
     as_complex_imag,
     as_cost_value,
@@ -48,7 +49,6 @@ class LoopObjective(Objective):
     def _call(self, where) -> float:
         """One call of the cost. ``where`` is a string, or a callable that builds it: the
         location is only spelled out when an error needs it, not on every call."""
-        self.nfev += 1
         try:
             value = self._cost(self._params, *self._args)
         except Exception as exc:
@@ -74,7 +74,7 @@ class LoopObjective(Objective):
                 # Restored whatever happens (an exception, Ctrl-C): the next point, and any
                 # later use of the working copy, starts from theta again.
                 work[i] = original
-        return out
+        return self._deltas(out)
 
     def along_directions(self, directions, step):
         out = np.empty(len(directions), dtype=np.float64)
@@ -86,7 +86,7 @@ class LoopObjective(Objective):
                 out[j] = self._call(f"along direction {j} (step {step[j]:.3g})") - self.base_cost
             finally:
                 work[indices] = saved
-        return out
+        return self._deltas(out)
 
     def complex_at_coordinates(self, index, h):
         work = self._work.astype(np.complex128)
@@ -97,12 +97,11 @@ class LoopObjective(Objective):
             original = work[i]
             work[i] = original + 1j * h
             try:
-                self.nfev += 1
                 value = self._cost(params, *self._args)
                 out[j] = as_complex_imag(value, f"at {self.layout.coordinate_name(i)} + {h:g}i")
             finally:
                 work[i] = original
-        return out
+        return Deltas(out, np.zeros(len(out)), len(out))
 
 
 def _arrays_of(structure, layout):

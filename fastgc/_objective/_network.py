@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import PARALLEL_LOCK
-from ._base import Objective, as_cost_value, rounding_noise
+from ._base import Deltas, Objective, as_cost_value, rounding_noise
 
 
 class NetworkObjective(Objective):
@@ -57,7 +57,6 @@ class NetworkObjective(Objective):
         self.noise = rounding_noise(self.base_cost)
 
     def _full_cost(self, theta_net, where):
-        self.nfev += 1
         return as_cost_value(self._net(self._net.unflatten(theta_net), self._X, self._Y), where)
 
     def at_coordinates(self, index, step):
@@ -66,8 +65,7 @@ class NetworkObjective(Objective):
         with PARALLEL_LOCK:
             out = coordinate_deltas(self._net, self._theta, self._X, self._Y,
                                     self._to_net[index], step, max_memory=self._max_memory)
-        self.nfev += len(index)
-        return out
+        return self._deltas(out)
 
     def kink_mask(self, index, step):
         from .._network_kernel import kink_mask
@@ -87,11 +85,10 @@ class NetworkObjective(Objective):
             out = direction_deltas(self._net, self._theta, self._X, self._Y, net_directions,
                                    np.asarray(step, dtype=np.float64), noise_out=noise,
                                    max_memory=self._max_memory)
-        self.nfev += len(directions)
-        # Far below 8 ulps of |J| (no totals are subtracted); the scheme reads it. A floor of
-        # a few ulps of each difference keeps it from ever claiming exactness.
-        self.last_noise = np.maximum(noise, 4 * np.finfo(np.float64).eps * np.abs(out))
-        return out
+        # Far below 8 ulps of |J| (no totals are subtracted). A floor of a few ulps of each
+        # difference keeps it from ever claiming exactness.
+        return Deltas(out, np.maximum(noise, 4 * np.finfo(np.float64).eps * np.abs(out)),
+                      len(directions))
 
     def complex_at_coordinates(self, index, h):
         # Im J(theta + i h e_k) = h dJ/dtheta_k up to O(h^3): the kernel propagates the
@@ -101,5 +98,4 @@ class NetworkObjective(Objective):
         with PARALLEL_LOCK:
             out = complex_step_derivatives(self._net, self._theta, self._X, self._Y,
                                            self._to_net[index], h, max_memory=self._max_memory)
-        self.nfev += len(index)
-        return out * h
+        return Deltas(out * h, np.zeros(len(index)), len(index))

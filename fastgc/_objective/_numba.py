@@ -14,6 +14,7 @@ import numpy as np
 from .._jit import PARALLEL_LOCK, jit
 from ._base import (
     CostError,
+    Deltas,
     Objective,
     as_complex_imag,
     as_cost_value,
@@ -69,10 +70,10 @@ class NumbaObjective(Objective):
         self._cost = cost
         self._args = tuple(args)
         self.base_cost = self._call_python(theta.copy())
+        self._complex_ready = False
         self.noise = rounding_noise(self.base_cost)
 
     def _call_python(self, point, where="at the unperturbed parameters") -> float:
-        self.nfev += 1
         try:
             value = self._cost(point, *self._args)
         except (numba.core.errors.TypingError, TypeError) as exc:
@@ -88,42 +89,51 @@ class NumbaObjective(Objective):
     def at_coordinates(self, index, step):
         n = len(index)
         if n == 0:
-            return np.empty(0)
+            return self._deltas(np.empty(0))
         n_groups = max(1, min(n, 4 * numba.get_num_threads()))
         with PARALLEL_LOCK:
             out = _coordinate_deltas(self._cost, self.theta,
                                      np.ascontiguousarray(index, np.int64),
                                      np.ascontiguousarray(step, np.float64), self.base_cost,
                                      self._args, n_groups)
-        self.nfev += n
         bad = np.flatnonzero(~np.isfinite(out))
         if bad.size:
             j = int(bad[0])
             raise CostError(f"cost returned {out[j] + self.base_cost} "
                             f"{describe_point(self.layout, int(index[j]), float(step[j]))}")
-        return out
+        return self._deltas(out)
 
-    def complex_at_coordinates(self, index, h):
+    def _prepare_complex(self, i, h) -> int:
+        """Compile the cost's complex specialisation once per check, with a probe that tells a
+        cost that drops the imaginary part (1 evaluation the first time, then 0)."""
+        if self._complex_ready:
+            return 0
         probe = self.theta.astype(np.complex128)
-        probe[int(index[0])] += 1j * h
+        probe[i] += 1j * h
         try:
-            value = self._cost(probe, *self._args)  # compiles the complex specialisation
+            value = self._cost(probe, *self._args)
         except (numba.core.errors.TypingError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise TypeError(f"method='complex': the numba cost cannot be compiled for complex128 "
                             f"parameters: {first}") from None
-        as_complex_imag(value, f"at {self.layout.coordinate_name(int(index[0]))} + {h:g}i")
+        as_complex_imag(value, f"at {self.layout.coordinate_name(i)} + {h:g}i")
+        self._complex_ready = True
+        return 1
+
+    def complex_at_coordinates(self, index, h):
+        if len(index) == 0:
+            return Deltas(np.empty(0), np.zeros(0), 0)
+        probes = self._prepare_complex(int(index[0]), h)
         n_groups = max(1, min(len(index), 4 * numba.get_num_threads()))
         with PARALLEL_LOCK:
             out = _complex_imag(self._cost, self.theta, np.ascontiguousarray(index, np.int64),
                                 float(h), self._args, n_groups)
-        self.nfev += len(index) + 1
         bad = np.flatnonzero(~np.isfinite(out))
         if bad.size:
             j = int(bad[0])
             raise CostError(f"cost returned a non-finite imaginary part at "
                             f"{self.layout.coordinate_name(int(index[j]))} + {h:g}i")
-        return out
+        return Deltas(out, np.zeros(len(out)), len(out) + probes)
 
     def along_directions(self, directions, step):
         out = np.empty(len(directions))
@@ -133,5 +143,5 @@ class NumbaObjective(Objective):
             value = self._call_python(work, f"along direction {j}")
             out[j] = value - self.base_cost
             work[indices] = self.theta[indices]
-        return out
+        return self._deltas(out)
 

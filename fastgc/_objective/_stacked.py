@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import CostError, Objective, describe_point, rounding_noise
+from ._base import CostError, Deltas, Objective, describe_point, rounding_noise
 
 DEFAULT_MAX_MEMORY = 64 * 2**20  # bytes for the stacked parameters of one chunk
 
@@ -39,7 +39,6 @@ class StackedObjective(Objective):
 
     def _evaluate(self, stack, where):
         """Costs of the rows of ``stack``; ``where(j)`` names row j in error messages."""
-        self.nfev += len(stack)
         try:
             values = self._cost(self._stacked_params(stack), *self._args)
         except Exception as exc:
@@ -78,7 +77,7 @@ class StackedObjective(Objective):
                 return describe_point(self.layout, int(idx[j]), float(st[j]))
 
             out[start : start + len(idx)] = self._evaluate(stack, where) - self.base_cost
-        return out
+        return self._deltas(out)
 
     def along_directions(self, directions, step):
         out = np.empty(len(directions))
@@ -91,7 +90,7 @@ class StackedObjective(Objective):
                 return f"along direction {start + j}"
 
             out[start : start + len(part)] = self._evaluate(stack, where) - self.base_cost
-        return out
+        return self._deltas(out)
 
     def complex_at_coordinates(self, index, h):
         out = np.empty(len(index))
@@ -99,7 +98,6 @@ class StackedObjective(Objective):
             idx = index[start : start + max(1, self.chunk // 2)]
             stack = np.tile(self.theta.astype(np.complex128), (len(idx), 1))
             stack[np.arange(len(idx)), idx] += 1j * h
-            self.nfev += len(idx)
             values = np.asarray(self._cost(self._stacked_params(stack), *self._args))
             if not np.iscomplexobj(values):
                 raise CostError(
@@ -116,4 +114,4 @@ class StackedObjective(Objective):
                 raise CostError(f"cost returned {values[j]} at "
                                 f"{self.layout.coordinate_name(int(idx[j]))} + {h:g}i")
             out[start : start + len(idx)] = values.imag
-        return out
+        return Deltas(out, np.zeros(len(out)), len(out))

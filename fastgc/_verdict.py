@@ -1,0 +1,56 @@
+"""The verdict: one rule, in one place, for blocks, entries, kinks and localisation.
+
+An estimate ``a`` of a derivative agrees with the analytic value ``g`` when
+
+    gap <= threshold * scale + SAFETY * error
+
+with ``gap = |g - a|`` and ``scale = |g| + |a|`` for one item, or their norms over a block
+(``||g - a||`` and ``||g|| + ||a||``, the exercise's relative difference), and ``error`` the
+estimated numerical error of ``a`` (its norm, for a block). The relative threshold is what the
+scheme resolves on a well-behaved cost; ``SAFETY x error`` keeps noise from passing for a wrong
+gradient where the gradient is tiny. An entry's tolerance is the same sum, so a failing block
+always has a discrepancy beyond noise to show.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# How many times the estimated numerical error a discrepancy may be and still count as noise.
+SAFETY = 10.0
+
+
+def tolerance(scale, error, threshold: float):
+    """``threshold * scale + SAFETY * error``: the largest gap that counts as agreement."""
+    return threshold * scale + SAFETY * error
+
+
+def agree(g, a, error, threshold: float):
+    """Item by item: ``|g - a| <= threshold (|g| + |a|) + SAFETY * error`` (bool array)."""
+    return np.abs(g - a) <= tolerance(np.abs(g) + np.abs(a), error, threshold)
+
+
+def block_agrees(g: np.ndarray, a: np.ndarray, error_norm: float, threshold: float) -> bool:
+    """For a block: ``||g - a|| <= threshold (||g|| + ||a||) + SAFETY * ||error||``."""
+    gap = np.linalg.norm(g - a)
+    return bool(gap <= tolerance(np.linalg.norm(g) + np.linalg.norm(a), error_norm, threshold))
+
+
+def within_interval(g, low, high, error, threshold: float):
+    """``low - tol <= g <= high + tol``, ``tol`` the rule's tolerance on ``|low| + |high|``:
+    the one-sided judgement across a kink (the analytic value between the one-sided slopes)."""
+    slack = tolerance(np.abs(low) + np.abs(high), error, threshold)
+    return (g >= low - slack) & (g <= high + slack)
+
+
+def score(g, a, error, threshold: float):
+    """``|g - a|`` over its tolerance: how far each item is from passing (> 1 fails)."""
+    tol = tolerance(np.abs(g) + np.abs(a), error, threshold)
+    return np.abs(g - a) / np.where(tol > 0, tol, np.finfo(float).tiny)
+
+
+def relative_difference(g: np.ndarray, a: np.ndarray) -> float:
+    """The exercise's ``||g - a|| / (||g|| + ||a||)``; 0 when both are zero."""
+    numerator = np.linalg.norm(g - a)
+    denominator = np.linalg.norm(g) + np.linalg.norm(a)
+    return float(numerator / denominator) if denominator > 0 else 0.0
