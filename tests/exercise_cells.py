@@ -1,19 +1,76 @@
-"""The gradient-checking exercise's code cells, verbatim but for the import, and its seeded
-data: the reference the exercise and MLP tests compare fastgc against (never fastgc's own
-``_reference`` copy, which is code under test)."""
+"""The gradient-checking exercise, self-contained: its helper module ``gc_utils``, its code
+cells and its seeded data, in plain numpy. It is the reference the exercise, demo, MLP and
+bad-input tests compare fastgc against, so it imports nothing from fastgc (neither
+``fastgc.gc_utils`` nor ``fastgc._reference``, which are code under test).
+
+The helpers are the exercise's ``gc_utils`` as it defines them, for its fixed 3-layer network
+(W1 (5, 4), b1 (5, 1), W2 (3, 5), b2 (3, 1), W3 (1, 3), b3 (1, 1); 47 parameters): fixed key
+lists, ``theta`` grown by repeated concatenation, hard-coded slices. The cells are verbatim but
+for the colour codes in ``print`` and the ``fixed`` switch of the backward pass.
+"""
 
 import numpy as np
 
-from fastgc.gc_utils import (
-    dictionary_to_vector,
-    gradients_to_vector,
-    relu,
-    sigmoid,
-    vector_to_dictionary,
-)
+
+# ---- the exercise's gc_utils --------------------------------------------------------------
+def sigmoid(x):
+    """Compute the sigmoid of x (a scalar or numpy array of any size)."""
+    s = 1/(1+np.exp(-x))
+    return s
 
 
-# ---- the exercise's cells, verbatim but for the import ------------------------------------
+def relu(x):
+    """Compute the relu of x (a scalar or numpy array of any size)."""
+    s = np.maximum(0,x)
+    return s
+
+
+def dictionary_to_vector(parameters):
+    """Roll all our parameters dictionary into a single vector satisfying our specific required
+    shape."""
+    keys = []
+    count = 0
+    for key in ["W1", "b1", "W2", "b2", "W3", "b3"]:
+        # flatten parameter
+        new_vector = np.reshape(parameters[key], (-1,1))
+        keys = keys + [key]*new_vector.shape[0]
+        if count == 0:
+            theta = new_vector
+        else:
+            theta = np.concatenate((theta, new_vector), axis=0)
+        count = count + 1
+    return theta, keys
+
+
+def vector_to_dictionary(theta):
+    """Unroll all our parameters dictionary from a single vector satisfying our specific
+    required shape."""
+    parameters = {}
+    parameters["W1"] = theta[:20].reshape((5,4))
+    parameters["b1"] = theta[20:25].reshape((5,1))
+    parameters["W2"] = theta[25:40].reshape((3,5))
+    parameters["b2"] = theta[40:43].reshape((3,1))
+    parameters["W3"] = theta[43:46].reshape((1,3))
+    parameters["b3"] = theta[46:47].reshape((1,1))
+    return parameters
+
+
+def gradients_to_vector(gradients):
+    """Roll all our gradients dictionary into a single vector satisfying our specific required
+    shape."""
+    count = 0
+    for key in ["dW1", "db1", "dW2", "db2", "dW3", "db3"]:
+        # flatten parameter
+        new_vector = np.reshape(gradients[key], (-1,1))
+        if count == 0:
+            theta = new_vector
+        else:
+            theta = np.concatenate((theta, new_vector), axis=0)
+        count = count + 1
+    return theta
+
+
+# ---- the exercise's cells ------------------------------------------------------------------
 def forward_propagation_n(X, Y, parameters):
     m = X.shape[1]
     W1 = parameters["W1"]
@@ -84,7 +141,10 @@ def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False)
 
 
 def exercise_setup():
-    rng = np.random.RandomState(1)  # the stream of the exercise's np.random.seed(1)
+    """The exercise's data and parameters (its cell 9): ``(X, Y, parameters)``."""
+    # RandomState(1) draws the stream of the exercise's np.random.seed(1) + np.random.randn,
+    # without touching numpy's global state.
+    rng = np.random.RandomState(1)
     X = rng.randn(4, 3)
     Y = np.array([1, 1, 0])
     W1 = rng.randn(5, 4)

@@ -48,8 +48,10 @@ def test_unknown_workload_is_rejected():
 def test_flop_count_of_the_exercise_network():
     # W1 (20+5 params): n2*m + n3*n2*m = 3*3 + 1*3*3 = 18; W2 (15+3): n3*m = 3; W3 (3+1): 0.
     assert _bench.useful_multiply_adds((4, 5, 3, 1), 3) == 2 * (25 * 18 + 18 * 3)
+    # An exact integer count divided by the rate: a few roundings at most, hence a stated 1e-15
+    # (~4 ulps) rather than math.isclose's default.
     assert math.isclose(_bench.flop_floor_seconds((4, 5, 3, 1), 3, 1.0),
-                        2 * 2 * (25 * 18 + 18 * 3) / 1e9)
+                        2 * 2 * (25 * 18 + 18 * 3) / 1e9, rel_tol=1e-15, abs_tol=0.0)
 
 
 def test_subset_spreads_over_every_block():

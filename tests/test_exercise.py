@@ -1,10 +1,16 @@
-"""The exercise, reproduced: its code cells run against fastgc.gc_utils, and fastgc's checks
-called in their place, give the exercise's numbers.
+"""The exercise, reproduced: fastgc's checks, called in place of the exercise's, give the
+exercise's numbers.
 
-The exercise's code, as written (only the import changed), is in ``exercise_cells.py``; it is
-the reference.
+The exercise's code (its gc_utils helpers, its cells and its data, numpy only) is in
+``exercise_cells.py``; run here, on this machine, it is the bit-for-bit reference. The numbers
+the exercise publishes (``EXPECTED_VALUES``) were produced on another machine: the last bits of
+its costs depend on the BLAS kernels, so they are only a documented loose check.
 """
 
+import subprocess
+import sys
+
+import exercise_cells as exercise
 import numpy as np
 import pytest
 from exercise_cells import (
@@ -15,6 +21,7 @@ from exercise_cells import (
 )
 
 import fastgc
+import fastgc.gc_utils as gc_utils
 from fastgc.gc_utils import (
     dictionary_to_vector,
     gradients_to_vector,
@@ -23,20 +30,29 @@ from fastgc.gc_utils import (
     vector_to_dictionary,
 )
 
+# The exercise's published values (its cell 9): buggy backprop, fixed backprop.
 EXPECTED_VALUES = [0.2850931567761623, 1.1890913024229996e-07]
+# How far another machine may put them: the buggy value is the bugs' size, and summing the
+# forward pass in another order moves it by 4e-10 relative (measured); the fixed value is the
+# rounding noise of eps=1e-7 quotients itself, and the same reordering moves it by 4.5e-4
+# relative. Each tolerance leaves a margin of about 20 over what was measured.
+PUBLISHED_RTOL = [1e-8, 1e-2]
+
+
+def _published_close(difference, fixed):
+    return difference == pytest.approx(EXPECTED_VALUES[int(fixed)],
+                                       rel=PUBLISHED_RTOL[int(fixed)], abs=0)
 
 
 # ---- the tests ----------------------------------------------------------------------------
-@pytest.mark.parametrize("fixed, expected", [(False, EXPECTED_VALUES[0]),
-                                             (True, EXPECTED_VALUES[1])])
-def test_exercise_cells_with_fastgc_gc_utils(fixed, expected, capsys):
+@pytest.mark.parametrize("fixed", [False, True])
+def test_exercise_cells_give_the_published_values(fixed, capsys):
     X, Y, parameters = exercise_setup()
     cost, cache = forward_propagation_n(X, Y, parameters)
     gradients = backward_propagation_n(X, Y, cache, fixed)
     difference = gradient_check_n(parameters, gradients, X, Y, 1e-7, True)
     assert not isinstance(difference, np.ndarray)
-    assert np.isclose(difference, expected)
-    assert np.any(np.isclose(difference, EXPECTED_VALUES))
+    assert _published_close(difference, fixed)  # loose: published on another machine
     assert ("mistake" in capsys.readouterr().out) is not fixed
 
 
@@ -52,8 +68,7 @@ def test_fastgc_gradient_check_n_gives_the_exercise_numbers_to_the_bit(fixed, us
     )
     assert not isinstance(difference, np.ndarray)
     assert difference == reference  # bit for bit: the same arithmetic, the same order
-    assert np.isclose(difference, EXPECTED_VALUES[int(fixed)])
-    assert np.any(np.isclose(difference, EXPECTED_VALUES))
+    assert _published_close(difference, fixed)
 
 
 @pytest.mark.parametrize("fixed", [False, True])
@@ -74,7 +89,11 @@ def test_network_engine_gives_the_exercise_verdicts():
     fixed = backward_propagation_n(X, Y, cache, fixed=True)
     d_buggy = fastgc.gradient_check_n(parameters, buggy, X, Y, engine="network")
     d_fixed = fastgc.gradient_check_n(parameters, fixed, X, Y, engine="network")
-    assert d_buggy == pytest.approx(EXPECTED_VALUES[0], rel=1e-6)
+    # Other arithmetic than the loop's (differences propagated, not two costs subtracted), so
+    # not bit for bit: each quotient may move by the loop's rounding noise, ~1e-9 of the
+    # gradient; 1e-6 relative on a difference made of the bugs' size is far above that.
+    assert d_buggy == pytest.approx(gradient_check_n(parameters, buggy, X, Y, 1e-7),
+                                    rel=1e-6, abs=0)
     assert d_fixed <= 2e-7  # rounding noise: may be smaller than the exercise's 1.19e-7
 
 
@@ -114,6 +133,46 @@ def test_fixed_backprop_passes_every_block(eps, threshold):
     result = fastgc.check(lambda p, X, Y: forward_propagation_n(X, Y, p), gradients, parameters,
                           X, Y, eps=eps, threshold=threshold)
     assert result.passed, result.report()
+
+
+def test_fastgc_gc_utils_agree_with_the_exercise_helpers():
+    # fastgc.gc_utils is a drop-in for the exercise's gc_utils: on the exercise's network it must
+    # return what the exercise's helpers return, to the bit.
+    X, Y, parameters = exercise_setup()
+    theta, keys = gc_utils.dictionary_to_vector(parameters)
+    ref_theta, ref_keys = exercise.dictionary_to_vector(parameters)
+    assert theta.shape == ref_theta.shape == (47, 1)
+    np.testing.assert_array_equal(theta, ref_theta)
+    assert keys == ref_keys
+    rng = np.random.default_rng(5)
+    vector = rng.standard_normal((47, 1))
+    back, ref_back = gc_utils.vector_to_dictionary(vector), exercise.vector_to_dictionary(vector)
+    assert list(back) == list(ref_back)
+    for k in ref_back:
+        assert back[k].shape == ref_back[k].shape
+        np.testing.assert_array_equal(back[k], ref_back[k])
+    _, cache = forward_propagation_n(X, Y, parameters)
+    gradients = backward_propagation_n(X, Y, cache)  # also holds dZ*, dA*: both ignore them
+    np.testing.assert_array_equal(gc_utils.gradients_to_vector(gradients),
+                                  exercise.gradients_to_vector(gradients))
+    z = np.concatenate([np.linspace(-40.0, 40.0, 161), [-0.0, 0.0, 1e-300, -1e-300, 710.0]])
+    np.testing.assert_array_equal(gc_utils.relu(z), exercise.relu(z))
+    with np.errstate(over="ignore"):  # exp(710) overflows in both: sigmoid -> 0
+        np.testing.assert_array_equal(gc_utils.sigmoid(-z), exercise.sigmoid(-z))
+    np.testing.assert_array_equal(gc_utils.sigmoid(z), exercise.sigmoid(z))
+
+
+@pytest.mark.xfail(strict=True, reason="fastgc.__getattr__('gc_utils') runs 'from . import "
+                   "gc_utils', whose fromlist handling calls fastgc.__getattr__ again before the "
+                   "submodule is imported: RecursionError on a fresh interpreter")
+@pytest.mark.parametrize("statement", ["from fastgc import gc_utils; gc_utils.relu(1.0)",
+                                       "import fastgc; fastgc.gc_utils.relu(1.0)"])
+def test_gc_utils_is_reachable_from_the_package(statement):
+    # A fresh interpreter: in this one fastgc.gc_utils is already imported, which hides the bug.
+    run = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True,
+                         timeout=60)
+    assert "RecursionError" not in run.stderr
+    assert run.returncode == 0, run.stderr[-500:]
 
 
 def test_gc_utils_round_trip_and_generalisation():

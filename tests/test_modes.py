@@ -7,7 +7,7 @@ import pytest
 
 import fastgc
 from fastgc._layout import Layout
-from fastgc._plan import MIN_PER_BLOCK, miss_probability, subset_sizes
+from fastgc._plan import miss_probability
 
 
 def _net_problem(dims=(6, 9, 5, 3), act="tanh", loss="ce", m=12, seed=0):
@@ -23,20 +23,41 @@ def _net_problem(dims=(6, 9, 5, 3), act="tanh", loss="ce", m=12, seed=0):
 
 
 # ---- subset mode ------------------------------------------------------------------------------
-@pytest.mark.parametrize("subset", [30, 0.25, 1, 1.0])
-def test_subset_checks_a_stratified_sample_and_counts_evaluations(subset):
+# _net_problem's blocks, in flat order: W1 9x6, b1 9x1, W2 5x9, b2 5x1, W3 3x5, b3 3x1.
+BLOCKS = [("W1", 54), ("b1", 9), ("W2", 45), ("b2", 5), ("W3", 15), ("b3", 3)]  # P = 131
+# The documented rule: a target of `subset` coordinates (an int), or ceil(subset * P) (a
+# fraction), is shared in proportion to block size, each block's share rounded up, at least 8
+# per block, and a block smaller than that checked whole: min(size, max(8, ceil(target * size /
+# P))). Worked out by hand for P = 131 (a list, not a dict: 1 and 1.0 are different requests
+# but equal keys):
+SUBSET_COUNTS = [
+    # target 30: W1 ceil(30*54/131 = 12.37) = 13; b1 ceil(2.06) = 3 -> 8; W2 ceil(10.31) = 11;
+    # b2 ceil(1.15) = 2 -> 8 -> whole block 5; W3 ceil(3.44) = 4 -> 8; b3 ceil(0.69) = 1 -> 8
+    # -> whole block 3. 48 coordinates.
+    (30, [13, 8, 11, 5, 8, 3]),
+    # target ceil(0.25 * 131 = 32.75) = 33: W1 ceil(13.60) = 14; b1 ceil(2.27) = 3 -> 8; W2
+    # ceil(11.34) = 12; b2 ceil(1.26) = 2 -> 8 -> 5; W3 ceil(3.78) = 4 -> 8; b3 -> 3. 50.
+    (0.25, [14, 8, 12, 5, 8, 3]),
+    # target 1: every share ceil(size/131) = 1 -> 8, the small blocks whole. 40.
+    (1, [8, 8, 8, 5, 8, 3]),
+    # target ceil(1.0 * 131) = 131: every block whole. 131, the full check.
+    (1.0, [54, 9, 45, 5, 15, 3]),
+]
+
+
+@pytest.mark.parametrize("subset, expected", SUBSET_COUNTS, ids=["30", "0.25", "1", "1.0"])
+def test_subset_checks_a_stratified_sample_and_counts_evaluations(subset, expected):
     net, params, X, Y, grads = _net_problem()
+    assert [(k, v.size) for k, v in params.items()] == BLOCKS
     result = fastgc.check(net, grads, params, X, Y, subset=subset, seed=3)
-    layout, _ = Layout.of(params)
-    sizes = subset_sizes(layout, subset)
     checked = result.checked
     assert np.all(np.diff(checked) > 0)  # sorted, no repeats
-    per_block = np.bincount(layout.block_index(checked), minlength=len(layout.blocks))
-    assert list(per_block) == sizes
-    for b, k in zip(layout.blocks, per_block, strict=True):
-        assert k == b.size or k >= MIN_PER_BLOCK  # a small block is checked whole
-        assert result.blocks[b.name].count == k
-    assert result.nfev == 2 * checked.size + 1  # no silent fallback to a full check
+    stops = np.cumsum([size for _, size in BLOCKS])
+    per_block = np.bincount(np.searchsorted(stops, checked, side="right"), minlength=len(BLOCKS))
+    assert list(per_block) == expected
+    assert [result.blocks[name].count for name, _ in BLOCKS] == expected
+    # 2 evaluations per checked coordinate and 1 at theta: no silent fallback to a full check
+    assert result.nfev == 2 * sum(expected) + 1
     assert result.passed
     assert any("chance that a bug touching 1%" in n for n in result.notes)
 
