@@ -43,13 +43,13 @@ _LAZY = {
 
 
 def __getattr__(name):
+    import importlib
+
     if name == "gc_utils":
-        from . import gc_utils
-
-        return gc_utils
+        # import_module, not "from . import gc_utils": that asks this __getattr__ for the
+        # name again before importing the submodule, and recurses.
+        return importlib.import_module(".gc_utils", __name__)
     if name in _LAZY:
-        import importlib
-
         module = importlib.import_module(_LAZY[name], __name__)
         return getattr(module, name)
     raise AttributeError(f"module 'fastgc' has no attribute {name!r}")

@@ -162,9 +162,6 @@ def test_fastgc_gc_utils_agree_with_the_exercise_helpers():
     np.testing.assert_array_equal(gc_utils.sigmoid(z), exercise.sigmoid(z))
 
 
-@pytest.mark.xfail(strict=True, reason="fastgc.__getattr__('gc_utils') runs 'from . import "
-                   "gc_utils', whose fromlist handling calls fastgc.__getattr__ again before the "
-                   "submodule is imported: RecursionError on a fresh interpreter")
 @pytest.mark.parametrize("statement", ["from fastgc import gc_utils; gc_utils.relu(1.0)",
                                        "import fastgc; fastgc.gc_utils.relu(1.0)"])
 def test_gc_utils_is_reachable_from_the_package(statement):
