@@ -20,7 +20,7 @@ from ._localise import localise_block
 from ._plan import random_direction
 from ._result import BlockResult, CheckResult, EntryTable
 from ._scheme import central, coordinate_steps
-from ._verdict import agree, block_agrees, relative_difference, score
+from ._verdict import agree, block_norms, blocks_agree, relative_difference, score
 
 # A factor fitted to a failing block's directional derivatives is confirmed on this many fresh
 # directions before it is reported: a few ratios can agree by chance (a wrong entry or row then
@@ -108,24 +108,34 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
 
 def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -> dict:
     """The verdict for every block with checked items; ``diagnose_block(b, block, sel, wrong)``
-    explains a failing one, returning ``(diagnosis, localisation_nfev)``."""
-    wrong = measured.wrong(threshold)
+    explains a failing one, returning ``(diagnosis, localisation_nfev)``.
+
+    Kinked items are left out of the block's norms (they are judged one by one instead)."""
+    n_blocks = len(layout.blocks)
     smooth = ~measured.kinked
-    g, a, err = measured.analytic, measured.numeric, measured.error
+    g, a, err, block_of = measured.analytic, measured.numeric, measured.error, measured.block
+    gap, scale, noise = block_norms(block_of, n_blocks, g, a, err, smooth)
+    passed = blocks_agree(gap, scale, noise, threshold)
+    counts = np.bincount(block_of, minlength=n_blocks)
+    kinks = np.bincount(block_of, weights=measured.kinked, minlength=n_blocks)
+    inconsistent = np.bincount(block_of, weights=~measured.consistent, minlength=n_blocks)
+    largest = np.zeros(n_blocks)
+    np.maximum.at(largest, block_of[smooth], np.abs(g - a)[smooth])
+    wrong = None
     blocks = {}
     for b_i, block in enumerate(layout.blocks):
-        sel = np.flatnonzero(measured.block == b_i)
-        if sel.size == 0:
+        if counts[b_i] == 0:
             continue
-        ok = sel[smooth[sel]]
-        noise = float(np.linalg.norm(err[ok]))
-        passed = (block_agrees(g[ok], a[ok], noise, threshold)
-                  and bool(measured.consistent[sel].all()))
-        diagnosis, loc_nfev = ("ok", 0) if passed else diagnose_block(b_i, block, sel, wrong)
+        ok = bool(passed[b_i]) and inconsistent[b_i] == 0
+        diagnosis, loc_nfev = "ok", 0
+        if not ok:
+            wrong = measured.wrong(threshold) if wrong is None else wrong
+            sel = np.flatnonzero(block_of == b_i)
+            diagnosis, loc_nfev = diagnose_block(b_i, block, sel, wrong)
+        difference = float(gap[b_i] / scale[b_i]) if scale[b_i] > 0 else 0.0
         blocks[block.name] = BlockResult(
-            block.name, block.shape, int(sel.size), relative_difference(g[ok], a[ok]),
-            bool(passed), float(np.abs(g[ok] - a[ok]).max(initial=0.0)), noise, diagnosis,
-            loc_nfev, kinks=int(measured.kinked[sel].sum()))
+            block.name, block.shape, int(counts[b_i]), difference, ok, float(largest[b_i]),
+            float(noise[b_i]), diagnosis, loc_nfev, kinks=int(kinks[b_i]))
     return blocks
 
 

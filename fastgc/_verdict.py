@@ -30,10 +30,20 @@ def agree(g, a, error, threshold: float):
     return np.abs(g - a) <= tolerance(np.abs(g) + np.abs(a), error, threshold)
 
 
-def block_agrees(g: np.ndarray, a: np.ndarray, error_norm: float, threshold: float) -> bool:
-    """For a block: ``||g - a|| <= threshold (||g|| + ||a||) + SAFETY * ||error||``."""
-    gap = np.linalg.norm(g - a)
-    return bool(gap <= tolerance(np.linalg.norm(g) + np.linalg.norm(a), error_norm, threshold))
+def block_norms(block: np.ndarray, n_blocks: int, g, a, error, include) -> tuple:
+    """Per block, over the items where ``include``: ``||g - a||``, ``||g|| + ||a||`` and
+    ``||error||`` (arrays of ``n_blocks``; one pass over the items, however many blocks)."""
+    w = include.astype(np.float64)
+
+    def norms(x):
+        return np.sqrt(np.bincount(block, weights=w * (x * x), minlength=n_blocks))
+
+    return norms(g - a), norms(g) + norms(a), norms(error)
+
+
+def blocks_agree(gap, scale, error_norm, threshold: float) -> np.ndarray:
+    """The block rule on :func:`block_norms`' output (bool array)."""
+    return gap <= tolerance(scale, error_norm, threshold)
 
 
 def within_interval(g, low, high, error, threshold: float):
