@@ -12,8 +12,8 @@ import pytest
 
 import fastgc
 from fastgc._diagnosis import diagnose
-from fastgc._layout import Layout
 from fastgc._driver import Measured, judge_blocks
+from fastgc._layout import Layout
 
 
 def _problem(seed=0, shape=(3, 3)):

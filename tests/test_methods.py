@@ -308,7 +308,8 @@ def test_table_richardson_is_as_sharp_on_smooth_nets_but_its_error_estimate_is_n
         objective = make_objective(net, layout, theta, (X, Y), "network")
         index = np.arange(layout.size)
         h = 1e-3 * np.maximum(1.0, np.abs(theta))
-        return exact, table_richardson(objective, index, h), richardson_scipy(objective, theta, index, h)
+        return (exact, table_richardson(objective, index, h),
+                richardson_scipy(objective, theta, index, h))
 
     exact, table, scipy_ = run("tanh", 64)
     for estimate in (table, scipy_):
