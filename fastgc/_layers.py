@@ -540,8 +540,8 @@ def check_module(layer, X, *args, exclude=None, cotangent=None, parameters="para
     TypeError
         A layer without ``__dict__``, or whose parameters are not a dict of arrays.
     ValueError
-        A forward that replaces or changes the parameters it is given (a lazy initialisation
-        on the first call): run one forward first.
+        A forward that replaces or changes a parameter it is given that is not excluded
+        (running statistics, or a lazy initialisation on the first call).
 
     Examples
     --------
@@ -598,9 +598,10 @@ def check_module(layer, X, *args, exclude=None, cotangent=None, parameters="para
                 continue  # a non-trainable entry (running statistics) may move
             if now.get(k) is not memo[ids[k]] or not np.array_equal(now[k], p[k]):
                 raise ValueError(
-                    f"layer.forward replaced or changed parameter {k!r} (a lazy "
-                    "initialisation on the first call?): run one forward before checking, so "
-                    "that the parameters checked are the ones forward uses")
+                    f"layer.forward replaced or changed parameter {k!r}: a non-trainable "
+                    f"entry (running statistics: pass exclude={[k]!r}), or a lazy "
+                    "initialisation on the first call (run one forward before checking, so "
+                    "that the parameters checked are the ones forward uses)")
         return out
 
     def vjp(p, c, *v_args):
