@@ -170,7 +170,12 @@ def _default_direction(layout, seed):
     return layout.assemble([rng.standard_normal(b.shape) for b in layout.blocks])
 
 
-def _given_direction(layout, value, what):
+def _given_direction(layout, value, what, of):
+    if layout.kind == "array" and not isinstance(value, (dict, list, tuple)):
+        shape = np.shape(value)
+        if shape != layout.blocks[0].shape:
+            raise ValueError(f"{what} has shape {shape} but {of} has shape "
+                             f"{layout.blocks[0].shape}")
     flat, _ = layout.flatten_gradient(value, what)
     return layout.unflatten(flat)
 
@@ -262,7 +267,7 @@ def check_vjp(f, vjp, inputs, *args, cotangent=None, exclude=None, **options):
     if cotangent is None:
         cotangent = _default_direction(out_layout, _seed_of(options))
     else:
-        cotangent = _given_direction(out_layout, cotangent, "cotangent")
+        cotangent = _given_direction(out_layout, cotangent, "cotangent", "f(inputs)")
     c_leaves = out_layout.leaves(cotangent)
 
     def cost(x, *cost_args):
@@ -338,7 +343,8 @@ def check_jvp(f, jvp, inputs, *args, tangent=None, exclude=None, **options):
     if tangent is None:
         t_flat = np.random.default_rng(_seed_of(options)).standard_normal(in_layout.size)
     else:
-        t_flat = in_layout.flatten_gradient(tangent, "tangent")[0]
+        t_flat = in_layout.flatten_gradient(
+            _given_direction(in_layout, tangent, "tangent", "inputs"), "tangent")[0]
     def as_tangent(flat):  # excluded inputs are held fixed: their tangent is zero
         return in_layout.assemble([flat[b.offset:b.stop].reshape(b.shape)
                                    for b in in_layout.blocks], fill=0.0)

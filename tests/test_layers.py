@@ -538,3 +538,76 @@ def test_layout_tree_round_trip_and_excluded_entries():
     filled = layout.assemble(layout.leaves(back), fill=np.nan)
     assert np.isnan(filled["bn"]["running_mean"]).all()
     assert layout.coordinate_name(2) == "w[0][0]"
+
+
+# ---- bad input: one clear error per rule, and the README's table lists each -------------------
+_W = ([np.ones((5, 4)), np.ones((3, 5))], [np.ones((5, 1)), np.ones((3, 1))])
+BAD = [
+    ("check", "nested gradient of the wrong shape", lambda: fastgc.check(
+        lambda p: 0.0, ([np.ones((4, 5)), np.ones((3, 5))], _W[1]), _W),
+     ValueError, r"grad\[0\]\[0\] has shape \(4, 5\) but parameter '\[0\]\[0\]' has shape"),
+    ("check", "nested gradient list too short", lambda: fastgc.check(
+        lambda p: 0.0, (_W[0], _W[1][:1]), _W),
+     ValueError, r"grad\[1\] has 1 items but params\[1\] has 2"),
+    ("check", "exclude names no entry", lambda: fastgc.check(
+        lambda p: 0.0, {"W": np.ones(1)}, {"W": np.ones(1), "m": np.ones(1)},
+        exclude="runing_mean"),
+     ValueError, "exclude names 'runing_mean', which matches no entry of params"),
+    ("check", "exclude leaves nothing", lambda: fastgc.check(
+        lambda p: 0.0, {}, {"m": np.ones(1)}, exclude="m"),
+     ValueError, "exclude leaves nothing of params to check"),
+    ("check_vjp", "cotangent of the wrong shape", lambda: fastgc.check_vjp(
+        np.sin, lambda x, c: c, np.ones(2), cotangent=np.ones(3)),
+     ValueError, r"cotangent has shape \(3,\) but f\(inputs\) has shape \(2,\)"),
+    ("check_vjp", "f returns integers", lambda: fastgc.check_vjp(
+        lambda x: np.arange(2), lambda x, c: c, np.ones(2)),
+     TypeError, r"f\(inputs\) has dtype int64"),
+    ("check_jvp", "tangent of the wrong shape", lambda: fastgc.check_jvp(
+        np.sin, lambda x, t: t, np.ones(2), tangent=np.ones(3)),
+     ValueError, r"tangent has shape \(3,\) but inputs has shape \(2,\)"),
+    ("check_layer", "forward returns three items", lambda: fastgc.check_layer(
+        lambda x: (x, x, x), lambda d, c: d, (np.ones(2),)),
+     TypeError, r"forward must return out or \(out, cache\), not a tuple of 3 items"),
+    ("check_layer", "backward returns too few gradients", lambda: fastgc.check_layer(
+        lambda x, w: (x * w, (x, w)), lambda d, c: d, (np.ones(2), np.ones(2))),
+     ValueError, r"backward returned one ndarray but inputs has 2 \(x, w\)"),
+    ("check_module", "parameters not a dict", lambda: fastgc.check_module(
+        type("L", (), {"parameters": [1], "forward": lambda s, x: x,
+                       "backward": lambda s, d: d})(), np.ones(2)),
+     TypeError, "layer.parameters must be a dict of arrays, not list"),
+    ("check_module", "forward moves a parameter", lambda: fastgc.check_module(
+        BatchNorm(2), np.ones((3, 2))),
+     ValueError, "layer.forward replaced or changed parameter 'running_mean'"),
+]
+
+
+@pytest.mark.parametrize("front, what, call, error, pattern", BAD,
+                         ids=[f"{c[0]}: {c[1]}" for c in BAD])
+def test_bad_input_gets_a_clear_error(front, what, call, error, pattern):
+    with pytest.raises(error, match=pattern) as info:
+        call()
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_readme_table_lists_every_layer_case():
+    import pathlib
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Bad input"):]
+    for front, what, *_ in BAD:
+        assert f"| {front} | {what} |" in section, (front, what)
+
+
+def test_readme_layer_examples_run(capsys):
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### Layers:"):text.index("### Defaults, and why")]
+    code = "\n".join(re.findall(r"```python\n(.*?)```", section, re.S))
+    # "fastgc.check...(...).passed   # True" lines become assertions
+    code, n = re.subn(r"^(fastgc\.check.*\.passed)\s+# True$", r"assert \1", code, flags=re.M)
+    assert n == 3
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.count("fastgc check passed") == 2
