@@ -2,7 +2,14 @@
 
 Public API
 ----------
-check                   estimate the gradient numerically and compare it with yours
+check                   estimate the gradient numerically and compare it with yours (any
+                        nesting of dicts, lists and tuples; ``exclude=`` non-trainable entries)
+check_vjp               check a backward pass (vector-Jacobian product) of a vector function
+check_jvp               check a forward-mode Jacobian-vector product
+check_layer             check a forward/backward pair (``affine_forward``, ``affine_backward``)
+check_module            check a stateful layer object (``parameters``, ``forward``, ``backward``)
+CostError               raised when a cost returns something that is not a finite real scalar
+Float32Warning          warned when float32 parameters are upcast to float64
 assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
 CheckResult             what ``check`` returns
 MLP                     fastgc's dense network (the exercise's, any depth); a cost for ``check``
@@ -19,11 +26,17 @@ from ._version import __version__
 
 __all__ = [
     "CheckResult",
+    "CostError",
+    "Float32Warning",
     "MLP",
     "__version__",
     "assert_gradients_close",
     "batched",
     "check",
+    "check_jvp",
+    "check_layer",
+    "check_module",
+    "check_vjp",
     "gc_utils",
     "gradient_check",
     "gradient_check_n",
@@ -32,8 +45,16 @@ __all__ = [
 # Resolved lazily (PEP 562) so that ``import fastgc`` and ``fastgc --help`` stay light: numba
 # and scipy are imported only when a checking function is first used.
 _LAZY = {
-    "check": "._check",
-    "assert_gradients_close": "._check",
+    # check is the layers front end's: nested parameters and exclude=, then the core check
+    # (fastgc._check.check) unchanged for flat structures.
+    "check": "._layers",
+    "check_vjp": "._layers",
+    "check_jvp": "._layers",
+    "check_layer": "._layers",
+    "check_module": "._layers",
+    "CostError": "._objective._base",
+    "Float32Warning": "._layout",
+    "assert_gradients_close": "._layers",
     "CheckResult": "._result",
     "MLP": "._mlp",
     "batched": "._objective",

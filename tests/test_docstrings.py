@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["fastgc._check", "fastgc._objective", "fastgc._exercise", "fastgc._mlp"]
+MODULES = ["fastgc._check", "fastgc._objective", "fastgc._exercise", "fastgc._mlp",
+           "fastgc._layers"]
 
 
 @pytest.mark.parametrize("name", MODULES)

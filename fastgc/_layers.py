@@ -1,0 +1,630 @@
+"""Front ends for layers: nested parameters, vector-valued functions, forward/backward pairs and
+stateful layer objects, each turned into ``(cost, gradient, params)`` for :func:`fastgc.check`.
+
+A vector-valued ``f`` is checked through the scalar ``J(x) = <c, f(x)>``: its gradient is the
+vector-Jacobian product ``c^T (df/dx)``, which is what a backward pass computes from the output
+gradient ``c``. The cotangent ``c`` is a seeded Gaussian per output entry, never ones: for a
+softmax or a mean-centring layer ``sum(f(x))`` is constant, so with ``c = 1`` every wrong
+backward that keeps that sum passes.
+
+Nested parameters and ``exclude`` reach the checker as a flat dict keyed by path names
+(``"weights[0]"``): the layout names and validates the user's structure, and the cost is handed
+the structure rebuilt around the checker's arrays (excluded entries as read-only copies).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import numpy as np
+
+from . import _check
+from ._layout import Layout
+
+__all__ = ["assert_gradients_close", "check", "check_jvp", "check_layer", "check_module",
+           "check_vjp"]
+
+
+# -- nested parameters and exclude ---------------------------------------------------------------
+def check(cost, grad, params, *args, exclude=None, **options):
+    """Check an analytic gradient against finite differences of the cost.
+
+    The same check as the core :func:`fastgc.check` (every option below is passed through),
+    for parameters in any nesting of dicts, lists and tuples, with some entries excluded.
+
+    Parameters
+    ----------
+    cost : callable
+        ``cost(params, *args)`` returning a float (or a tuple whose first item is one).
+    grad : structure or callable
+        The analytic gradient in the structure of ``params`` (dict keys ``"W"`` or ``"dW"``
+        at every level), or ``grad(params, *args)`` returning one. Gradients of excluded
+        entries may be left out.
+    params : dict, list, tuple or ndarray, or any nesting of them
+        The point at which to check. Blocks are named by their path: ``"W1"``,
+        ``"weights[0]"``, ``"layers[2]['W']"``, ``"[1][0]"`` for a tuple of lists.
+    *args
+        Extra arguments of ``cost`` (the data).
+    exclude : str, list of str or callable, optional
+        Entries left out of the check (a layer's ``running_mean``): a path name, or an entry's
+        own key at any depth, or a path prefix (``"layers[1]"``), or a predicate called with
+        each entry's path name. They are handed to ``cost`` as read-only copies.
+    **options
+        ``eps``, ``threshold``, ``engine``, ``method``, ``subset``, ``directions``, ``seed``,
+        ``budget``, ``max_memory``, ``progress``: as for the core check.
+
+    Returns
+    -------
+    CheckResult
+        As the core check's; ``numeric`` is in the structure of ``params`` (NaN for excluded
+        entries) and ``notes`` lists the excluded entries.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Structure, key or shape mismatches, named by path (``grad['layers'][0]['dW'] has
+        shape (3,) but parameter "layers[0]['W']" has shape (2,)``); an ``exclude`` name that
+        matches nothing.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgc
+    >>> weights, biases = [np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)]
+    >>> def cost(params, x):
+    ...     (W1, W2), (b1, b2) = params
+    ...     return float(np.sum((W2 @ np.tanh(W1 @ x + b1) + b2) ** 2))
+    >>> def grad(params, x):
+    ...     (W1, W2), (b1, b2) = params
+    ...     h = np.tanh(W1 @ x + b1); y = W2 @ h + b2
+    ...     dz = (W2.T @ (2 * y)) * (1 - h ** 2)
+    ...     return [np.outer(dz, x), np.outer(2 * y, h)], [dz, 2 * y]
+    >>> result = fastgc.check(cost, grad, (weights, biases), np.array([0.5, -1.0]))
+    >>> result.passed, list(result.blocks)
+    (True, ['[0][0]', '[0][1]', '[1][0]', '[1][1]'])
+    >>> params = {"W": np.eye(2), "running_mean": np.zeros(2)}
+    >>> fastgc.check(lambda p: float(np.sum(p["W"] ** 2)), {"W": 2 * np.eye(2)}, params,
+    ...              exclude="running_mean").passed
+    True
+    """
+    if exclude is None and _is_flat(params):
+        return _check.check(cost, grad, params, *args, **options)
+    layout, theta = Layout.of(params, "params", exclude=exclude)
+    if callable(grad):
+        grad = grad(layout.unflatten(theta.copy()), *args)
+    analytic, ignored = layout.flatten_gradient(grad, "grad")
+    names = [b.name for b in layout.blocks]
+    flat_params = {n: theta[b.offset:b.stop].reshape(b.shape)
+                   for n, b in zip(names, layout.blocks, strict=True)}
+    flat_grad = {n: analytic[b.offset:b.stop].reshape(b.shape)
+                 for n, b in zip(names, layout.blocks, strict=True)}
+
+    def nested_cost(named, *cost_args):
+        return cost(layout.assemble([named[n] for n in names]), *cost_args)
+
+    if getattr(cost, "fastgc_batched", False):
+        nested_cost.fastgc_batched = True
+    result = _check.check(nested_cost, flat_grad, flat_params, *args, **options)
+    if result.numeric is not None:
+        result.numeric = layout.assemble([result.numeric[n] for n in names], fill=np.nan)
+    result.ignored_keys = ignored + list(result.ignored_keys)
+    if layout.excluded:
+        result.notes.append(f"excluded (not checked): {', '.join(layout.excluded)}")
+    return result
+
+
+def assert_gradients_close(cost, grad, params, *args, **options):
+    """Assert that ``grad`` agrees with finite differences of ``cost``; for tests.
+
+    Takes exactly the arguments of :func:`fastgc.check` (nested parameters, ``exclude=``).
+
+    Returns
+    -------
+    CheckResult
+        When the check passes.
+
+    Raises
+    ------
+    AssertionError
+        When it fails; the message is the full report.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgc
+    >>> fastgc.assert_gradients_close(lambda p: float(np.sum(p["a"][0] ** 2)),
+    ...                               {"a": [np.array([2.0])]}, {"a": [np.array([1.0])]}).passed
+    True
+    """
+    __tracebackhide__ = True  # pytest shows the report, not this frame
+    result = check(cost, grad, params, *args, **options)
+    if not result.passed:
+        raise AssertionError("gradient check failed\n" + result.report(color=False))
+    return result
+
+
+def _is_flat(params) -> bool:
+    """Whether the core check takes ``params`` as it is (arrays directly in one container)."""
+    try:
+        layout, _ = Layout.of(params) if isinstance(params, (dict, list, tuple)) else (None, 0)
+    except (TypeError, ValueError):
+        return True  # let the core check raise its own message
+    return layout is None or layout.kind != "tree"
+
+
+# -- vector-valued functions ---------------------------------------------------------------------
+def _seed_of(options):
+    seed = options.get("seed", 0)
+    return seed if seed is not None else 0
+
+
+def _output_layout(out, what):
+    try:
+        return Layout.of(out, what)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} ({what} must be an array or a dict/list/tuple of float "
+                        "arrays)") from None
+
+
+def _default_direction(layout, seed):
+    rng = np.random.default_rng(seed)
+    return layout.assemble([rng.standard_normal(b.shape) for b in layout.blocks])
+
+
+def _given_direction(layout, value, what, of):
+    if layout.kind == "array" and not isinstance(value, (dict, list, tuple)):
+        shape = np.shape(value)
+        if shape != layout.blocks[0].shape:
+            raise ValueError(f"{what} has shape {shape} but {of} has shape "
+                             f"{layout.blocks[0].shape}")
+    flat, _ = layout.flatten_gradient(value, what)
+    return layout.unflatten(flat)
+
+
+def _inner(out_layout, c_leaves, out) -> float:
+    """``<c, out>`` summed over the output's arrays (complex for a complex step)."""
+    total = 0.0
+    for c, o in zip(c_leaves, out_layout.leaves(out), strict=True):
+        o = np.asarray(o)
+        if o.shape != c.shape:
+            raise ValueError(f"the output changed shape under a perturbation: {o.shape}, "
+                             f"not {c.shape}")
+        total = total + np.sum(c * o)
+    return total
+
+
+def _flat_gradient(layout, value, what):
+    flat, _ = layout.flatten_gradient(value, what)
+    return flat
+
+
+def _mark(result, layout, flat_value, reason):
+    """Fail the blocks of ``result`` where ``flat_value`` is not zero, with ``reason``."""
+    for b in layout.blocks:
+        part = flat_value[b.offset:b.stop]
+        if np.any(part != 0) and b.name in result.blocks:
+            k = int(np.argmax(np.abs(part)))
+            block = result.blocks[b.name]
+            block.passed = False
+            block.diagnosis = (f"{reason} (max {np.abs(part).max():.3g} at "
+                               f"{b.entry_name(k)})")
+    result.passed = all(b.passed for b in result.blocks.values())
+
+
+def check_vjp(f, vjp, inputs, *args, cotangent=None, exclude=None, **options):
+    """Check a vector-Jacobian product (a backward pass) against finite differences of ``f``.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(inputs, *args)`` returning an array, or a tuple/list/dict of arrays.
+    vjp : callable
+        ``vjp(inputs, cotangent, *args)`` returning ``cotangent^T df/dinputs``: the gradient
+        with respect to ``inputs``, in the structure of ``inputs``.
+    inputs : array, or dict/list/tuple of arrays (any nesting)
+        The point at which to check; blocks are named by their path.
+    *args
+        Passed to ``f`` and ``vjp``, not differentiated.
+    cotangent : structure like ``f``'s output, optional
+        The output gradient. Default: standard normal entries, seeded by ``seed``.
+    exclude : str, list of str or callable, optional
+        Inputs left out of the check (see :func:`fastgc.check`).
+    **options
+        Every option of :func:`fastgc.check` (``method``, ``subset``, ``directions``,
+        ``seed``, ...).
+
+    Returns
+    -------
+    CheckResult
+        The check of ``<cotangent, f(inputs)>``'s gradient, per input block. A block also
+        fails when ``vjp`` gives a non-zero result for a zero cotangent, or two different
+        results for the same cotangent (a nondeterministic backward); the diagnosis says so.
+
+    Notes
+    -----
+    ``J(x) = <c, f(x)>`` has gradient ``c^T J_f(x)``, so a full check costs two evaluations
+    of ``f`` per input entry. A Gaussian ``c`` makes every wrong entry of the Jacobian visible
+    with probability one (with ``c = 1`` a softmax's bugs that keep the sum go unseen).
+    Three extra calls of ``vjp`` check linearity at zero and determinism.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgc
+    >>> def softmax(x):
+    ...     e = np.exp(x - x.max()); return e / e.sum()
+    >>> def softmax_vjp(x, c):
+    ...     s = softmax(x); return s * (c - s @ c)
+    >>> fastgc.check_vjp(softmax, softmax_vjp, np.array([0.1, 2.0, -1.0])).passed
+    True
+    >>> wrong = lambda x, c: softmax(x) * c          # forgets the - s @ c term
+    >>> fastgc.check_vjp(softmax, wrong, np.array([0.1, 2.0, -1.0])).passed
+    False
+    """
+    if not callable(f) or not callable(vjp):
+        raise TypeError("f and vjp must be callable: f(inputs, *args), "
+                        "vjp(inputs, cotangent, *args)")
+    in_layout, theta = Layout.of(inputs, "inputs", exclude=exclude)
+    out_layout, _ = _output_layout(f(copy.deepcopy(inputs), *args), "f(inputs)")
+    if cotangent is None:
+        cotangent = _default_direction(out_layout, _seed_of(options))
+    else:
+        cotangent = _given_direction(out_layout, cotangent, "cotangent", "f(inputs)")
+    c_leaves = out_layout.leaves(cotangent)
+
+    def cost(x, *cost_args):
+        return _inner(out_layout, c_leaves, f(x, *cost_args))
+
+    def call_vjp(c):
+        return _flat_gradient(in_layout, vjp(copy.deepcopy(inputs), c, *args), "vjp(...)")
+
+    first, second = call_vjp(cotangent), call_vjp(cotangent)
+    zero = call_vjp(out_layout.assemble([np.zeros(b.shape) for b in out_layout.blocks]))
+    result = check(cost, in_layout.unflatten(first), inputs, *args, exclude=exclude, **options)
+    _mark(result, in_layout, zero, "not zero for a zero cotangent")
+    _mark(result, in_layout, second - first,
+          "nondeterministic: two calls with the same cotangent differ")
+    return result
+
+
+def check_jvp(f, jvp, inputs, *args, tangent=None, exclude=None, **options):
+    """Check a Jacobian-vector product (forward mode) against directional differences of ``f``.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(inputs, *args)`` returning an array, or a tuple/list/dict of arrays.
+    jvp : callable
+        ``jvp(inputs, tangent, *args)`` returning ``df/dinputs . tangent`` in the structure of
+        ``f``'s output.
+    inputs : array, or dict/list/tuple of arrays (any nesting)
+        The point at which to check.
+    *args
+        Passed to ``f`` and ``jvp``, not differentiated.
+    tangent : structure like ``inputs``, optional
+        The input direction. Default: standard normal entries, seeded by ``seed``.
+    exclude : str, list of str or callable, optional
+        Inputs held fixed (their tangent is zero).
+    **options
+        Every option of :func:`fastgc.check`.
+
+    Returns
+    -------
+    CheckResult
+        One block per output array (named by its path, ``"out"`` for a single array): output
+        entry ``k`` is checked against ``d/ds f_k(inputs + s tangent)``. A block also fails
+        when ``jvp`` is not zero for a zero tangent or differs between two calls.
+
+    Notes
+    -----
+    The check differentiates ``G(s) = sum_k f_k(x + s_k t)`` with respect to the vector ``s``
+    (one step per output entry) at ``s = 0``: ``dG/ds_k = (J_f t)_k``. A coordinate check
+    perturbs one ``s_k`` at a time, so each costs one evaluation of ``f`` (``f(x)`` is
+    reused); a ``directions`` check moves every ``s_k`` and costs one evaluation per distinct
+    step.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgc
+    >>> f = lambda x: np.array([x[0] * x[1], np.sin(x[1])])
+    >>> jvp = lambda x, t: np.array([t[0] * x[1] + x[0] * t[1], np.cos(x[1]) * t[1]])
+    >>> fastgc.check_jvp(f, jvp, np.array([1.5, -0.5])).passed
+    True
+    """
+    if not callable(f) or not callable(jvp):
+        raise TypeError("f and jvp must be callable: f(inputs, *args), "
+                        "jvp(inputs, tangent, *args)")
+    in_layout, theta = Layout.of(inputs, "inputs", exclude=exclude)
+    base_out = f(in_layout.unflatten(theta.copy()), *args)
+    out_layout, out_flat = _output_layout(base_out, "f(inputs)")
+    if out_layout.kind == "array":
+        out_layout, out_flat = Layout.of({"out": np.asarray(base_out)}, "f(inputs)")
+        single = True
+    else:
+        single = False
+    if tangent is None:
+        t_flat = np.random.default_rng(_seed_of(options)).standard_normal(in_layout.size)
+    else:
+        t_flat = in_layout.flatten_gradient(
+            _given_direction(in_layout, tangent, "tangent", "inputs"), "tangent")[0]
+    def as_tangent(flat):  # excluded inputs are held fixed: their tangent is zero
+        return in_layout.assemble([flat[b.offset:b.stop].reshape(b.shape)
+                                   for b in in_layout.blocks], fill=0.0)
+
+    tangent_struct = as_tangent(t_flat.copy())
+
+    def outputs(x):
+        out = f(in_layout.unflatten(x), *args)
+        if single:
+            out = {"out": out}
+        return np.concatenate([np.ravel(o) for o in out_layout.leaves(out)])
+
+    def cost(s):
+        steps = np.concatenate([np.ravel(v) for v in out_layout.leaves(s)])
+        total = 0.0
+        moved = np.flatnonzero(steps != 0)
+        for value in np.unique(steps[moved]):
+            at = np.flatnonzero(steps == value)
+            total = total + np.sum(outputs(theta + value * t_flat)[at])
+        rest = np.setdiff1d(np.arange(steps.size), moved)
+        return total + np.sum(out_flat[rest])
+
+    def call_jvp(t):
+        value = jvp(copy.deepcopy(inputs), t, *args)
+        return _flat_gradient(out_layout, {"out": value} if single else value, "jvp(...)")
+
+    first, second = call_jvp(tangent_struct), call_jvp(as_tangent(0 * t_flat))
+    third = call_jvp(tangent_struct)
+    zero_s = out_layout.unflatten(np.zeros(out_layout.size))
+    result = check(cost, out_layout.unflatten(first), zero_s, **options)
+    _mark(result, out_layout, second, "not zero for a zero tangent")
+    _mark(result, out_layout, third - first,
+          "nondeterministic: two calls with the same tangent differ")
+    return result
+
+
+# -- forward/backward pairs ----------------------------------------------------------------------
+def _split_output(value):
+    """``out`` or ``(out, cache)`` -> (out, cache)."""
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise TypeError(f"forward must return out or (out, cache), not a tuple of "
+                            f"{len(value)} items")
+        return value
+    return value, None
+
+
+def check_layer(forward, backward, inputs, *args, cotangent=None, exclude=None, **options):
+    """Check a forward/backward pair of the numpy-course kind (``affine_forward``,
+    ``affine_backward``).
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(*inputs, *args)`` (or ``forward(**inputs, ...)`` for a dict) returning
+        ``out`` or ``(out, cache)``.
+    backward : callable
+        ``backward(dout, cache)`` returning the gradients in the order of ``inputs``: one
+        array for one input, a tuple for several (or a dict keyed like ``inputs``).
+    inputs : array, tuple of arrays or dict of arrays
+        The differentiated inputs. A tuple's blocks are named from ``forward``'s parameter
+        names (``x``, ``w``, ``b``); a dict is passed as keywords and its keys name the blocks.
+    *args
+        Passed to ``forward`` after ``inputs``, not differentiated (``conv_param``,
+        ``bn_param``, labels). Each call of ``forward`` gets a deep copy, so a forward that
+        updates them (running statistics) does not move later evaluations, and the caller's
+        objects are left as they were.
+    cotangent : array, optional
+        ``dout``. Default: standard normal entries, seeded by ``seed``.
+    exclude : str, list of str or callable, optional
+        Inputs left out of the check (by name).
+    **options
+        Every option of :func:`fastgc.check`.
+
+    Returns
+    -------
+    CheckResult
+        One block per input; a block also fails when ``backward`` is not zero for a zero
+        ``dout`` or is nondeterministic.
+
+    Examples
+    --------
+    >>> import numpy as np, fastgc
+    >>> def affine_forward(x, w, b):
+    ...     return x @ w + b, (x, w)
+    >>> def affine_backward(dout, cache):
+    ...     x, w = cache
+    ...     return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+    >>> rng = np.random.default_rng(0)
+    >>> x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)
+    >>> result = fastgc.check_layer(affine_forward, affine_backward, (x, w, b))
+    >>> result.passed, list(result.blocks)
+    (True, ['x', 'w', 'b'])
+    """
+    if not callable(forward) or not callable(backward):
+        raise TypeError("forward and backward must be callable")
+    names, call = _binder(forward, inputs, len(args))
+    values = (list(inputs.values()) if isinstance(inputs, dict)
+              else list(inputs) if isinstance(inputs, (list, tuple)) else [inputs])
+    params = dict(zip(names, values, strict=True))
+
+    def f(p, *f_args):
+        return _split_output(call(p, copy.deepcopy(f_args)))[0]
+
+    def vjp(p, c, *v_args):
+        _, cache = _split_output(call(p, copy.deepcopy(v_args)))
+        grads = backward(c, cache)
+        if isinstance(grads, dict):
+            return grads
+        if len(names) == 1 and not isinstance(grads, (tuple, list)):
+            grads = (grads,)
+        if not isinstance(grads, (tuple, list)) or len(grads) != len(names):
+            got = (f"{len(grads)} gradients" if isinstance(grads, (tuple, list))
+                   else f"one {type(grads).__name__}")
+            raise ValueError(f"backward returned {got} but inputs has {len(names)} "
+                             f"({', '.join(names)}): return them in the order of inputs")
+        return dict(zip(names, grads, strict=True))
+
+    return check_vjp(f, vjp, params, *args, cotangent=cotangent, exclude=exclude, **options)
+
+
+def _binder(forward, inputs, n_args):
+    """The block names of ``inputs`` and ``call(params, args)`` that calls ``forward``."""
+    try:
+        sig = inspect.signature(forward)
+    except (TypeError, ValueError):
+        sig = None
+    positional = ([p.name for p in sig.parameters.values()
+                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                  if sig is not None else [])
+    if isinstance(inputs, dict):
+        names = [str(k) for k in inputs]
+        rest = [n for n in positional if n not in inputs]
+        if n_args > len(rest) and not (sig and any(
+                p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())):
+            raise TypeError(f"forward takes {len(rest)} argument(s) besides {names}, but "
+                            f"{n_args} were given in *args")
+
+        def call(p, a):
+            return forward(**{k: p[n] for k, n in zip(inputs, names, strict=True)},
+                           **dict(zip(rest, a, strict=False)))
+
+        return names, call
+    count = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+    names = positional[:count]
+    if len(names) < count:
+        names = names + [f"input{i}" for i in range(len(names), count)]
+
+    def call(p, a):
+        return forward(*[p[n] for n in names], *a)
+
+    return names, call
+
+
+# -- stateful layer objects ----------------------------------------------------------------------
+def _attribute(layer, name):
+    value = getattr(layer, name)
+    return value() if callable(value) else value
+
+
+def check_module(layer, X, *args, exclude=None, cotangent=None, parameters="parameters",
+                 gradients="gradients", **options):
+    """Check a stateful layer object: its parameter gradients and its input gradient together.
+
+    The layer follows the convention of numpy layer libraries: ``layer.parameters`` and
+    ``layer.gradients`` are dicts of arrays (attribute names configurable, or methods
+    returning them), ``layer.forward(X, *args)`` returns the output and ``layer.backward(dY)``
+    returns ``dX`` and fills (or accumulates into) ``layer.gradients``.
+
+    Parameters
+    ----------
+    layer : object
+        The layer. Every evaluation runs on a deep copy of its state (``__dict__``) with the
+        perturbed parameters written in, so inputs appended to lists, running statistics and
+        accumulated gradients never leak from one evaluation into the next; accumulated
+        gradients are zeroed before the analytic backward. Afterwards the layer holds exactly
+        the objects it held before.
+    X : array
+        The layer's input, checked as block ``"X"``.
+    *args
+        Passed to ``forward`` after ``X`` (``training=True``).
+    exclude : str, list of str or callable, optional
+        Entries of ``layer.parameters`` left out of the check (``"running_mean"``), or
+        ``"X"`` to skip the input gradient.
+    cotangent : array, optional
+        ``dY``. Default: standard normal entries, seeded by ``seed``.
+    parameters, gradients : str
+        The names of the layer's parameter and gradient dicts (attributes or methods).
+    **options
+        Every option of :func:`fastgc.check`.
+
+    Returns
+    -------
+    CheckResult
+        Blocks ``"X"`` and one per parameter.
+
+    Raises
+    ------
+    TypeError
+        A layer without ``__dict__``, or whose parameters are not a dict of arrays.
+    ValueError
+        A forward that replaces or changes a parameter it is given that is not excluded
+        (running statistics, or a lazy initialisation on the first call).
+
+    Examples
+    --------
+    >>> import numpy as np, fastgc
+    >>> class Dense:
+    ...     def __init__(self, n_in, n_out, seed=0):
+    ...         rng = np.random.default_rng(seed)
+    ...         self.parameters = {"W": rng.normal(size=(n_in, n_out)), "b": np.zeros(n_out)}
+    ...         self.gradients = {"W": np.zeros((n_in, n_out)), "b": np.zeros(n_out)}
+    ...     def forward(self, X):
+    ...         self.X = X
+    ...         return X @ self.parameters["W"] + self.parameters["b"]
+    ...     def backward(self, dY):
+    ...         self.gradients["W"] += self.X.T @ dY      # gradients accumulate
+    ...         self.gradients["b"] += dY.sum(axis=0)
+    ...         return dY @ self.parameters["W"].T
+    >>> layer = Dense(3, 2)
+    >>> X = np.random.default_rng(1).normal(size=(4, 3))
+    >>> result = fastgc.check_module(layer, X)
+    >>> result.passed, list(result.blocks)
+    (True, ['X', 'W', 'b'])
+    """
+    if not hasattr(layer, "__dict__"):
+        raise TypeError(f"layer must be an object with a __dict__ (its state), not "
+                        f"{type(layer).__name__}")
+    for method in ("forward", "backward"):
+        if not callable(getattr(layer, method, None)):
+            raise TypeError(f"layer has no {method}() method")
+    own = _attribute(layer, parameters)
+    if not isinstance(own, dict):
+        raise TypeError(f"layer.{parameters} must be a dict of arrays, not "
+                        f"{type(own).__name__}")
+    if "X" in own:
+        raise ValueError(f"layer.{parameters} has a key 'X', the name of the input block")
+    originals = dict(layer.__dict__)
+    ids = {k: id(v) for k, v in own.items()}
+    params = {"X": X, **own}
+    fixed = set(Layout.of(params, "params", exclude=exclude)[0].excluded)
+
+    def install(p):
+        """Put a fresh copy of the layer's state into it, with ``p``'s parameters."""
+        memo = {ids[k]: np.array(p[k]) for k in own}
+        state = copy.deepcopy(originals, memo)
+        layer.__dict__.clear()
+        layer.__dict__.update(state)
+        return memo
+
+    def forward(p, *f_args):
+        memo = install(p)
+        out = layer.forward(np.array(p["X"]), *f_args)
+        now = _attribute(layer, parameters)
+        for k in own:
+            if k in fixed:
+                continue  # a non-trainable entry (running statistics) may move
+            if now.get(k) is not memo[ids[k]] or not np.array_equal(now[k], p[k]):
+                raise ValueError(
+                    f"layer.forward replaced or changed parameter {k!r}: a non-trainable "
+                    f"entry (running statistics: pass exclude={[k]!r}), or a lazy "
+                    "initialisation on the first call (run one forward before checking, so "
+                    "that the parameters checked are the ones forward uses)")
+        return out
+
+    def vjp(p, c, *v_args):
+        forward(p, *v_args)
+        for g in _attribute(layer, gradients).values():
+            if isinstance(g, np.ndarray) and g.flags.writeable:
+                g[...] = 0.0  # gradients that accumulate across backward calls
+        dX = layer.backward(np.array(c))
+        grads = _attribute(layer, gradients)
+        if not isinstance(grads, dict):
+            raise TypeError(f"layer.{gradients} must be a dict of arrays, not "
+                            f"{type(grads).__name__}")
+        return {"X": dX, **{k: np.array(v) for k, v in grads.items()}}
+
+    try:
+        return check_vjp(forward, vjp, params, *args, cotangent=cotangent, exclude=exclude,
+                         **options)
+    finally:
+        layer.__dict__.clear()
+        layer.__dict__.update(originals)
