@@ -45,16 +45,14 @@ __all__ = [
 # Resolved lazily (PEP 562) so that ``import fastgc`` and ``fastgc --help`` stay light: numba
 # and scipy are imported only when a checking function is first used.
 _LAZY = {
-    # check is the layers front end's: nested parameters and exclude=, then the core check
-    # (fastgc._check.check) unchanged for flat structures.
-    "check": "._layers",
+    "check": "._check",
     "check_vjp": "._layers",
     "check_jvp": "._layers",
     "check_layer": "._layers",
     "check_module": "._layers",
     "CostError": "._objective._base",
     "Float32Warning": "._layout",
-    "assert_gradients_close": "._layers",
+    "assert_gradients_close": "._check",
     "CheckResult": "._result",
     "MLP": "._mlp",
     "batched": "._objective",

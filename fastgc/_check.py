@@ -25,7 +25,7 @@ _MIN_STEP = 1e-13
 
 
 def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, directions,
-              seed, budget, max_memory, progress):
+              seed, budget, max_memory, progress, exclude=None):
     """Validate and normalise every argument of :func:`check` (kernels never re-check).
 
     Returns the plan, the scheme and the :class:`~fastgc._driver.Problem`.
@@ -100,7 +100,7 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
         rng = np.random.default_rng(seed)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"seed must be an int, a SeedSequence or a Generator: {exc}") from None
-    layout, theta = Layout.of(params, "params")
+    layout, theta = Layout.of(params, "params", exclude=exclude)
     if callable(grad):
         grad = grad(layout.unflatten(theta.copy()), *args)
     analytic, ignored = layout.flatten_gradient(grad, "grad")
@@ -110,7 +110,7 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
 
 def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
           method="central", subset=None, directions=None, seed=0, budget=DEFAULT_BUDGET,
-          max_memory=None, progress=None):
+          max_memory=None, progress=None, exclude=None):
     """Check an analytic gradient against finite differences of the cost.
 
     Parameters
@@ -124,9 +124,10 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         names or ``"d" + name`` as keys (the exercise's ``"dW1"``; its intermediates ``"dZ1"``,
         ``"dA1"`` are ignored), a list/tuple, or an array. Or a callable
         ``grad(params, *args)`` returning one.
-    params : dict, list, tuple or ndarray
+    params : dict, list, tuple or ndarray, or any nesting of them
         The point at which to check: float64 or float32 arrays (float32 is upcast, with a
-        warning). Never modified.
+        warning). Never modified. Blocks are named by their path: ``"W1"``, ``"weights[0]"``,
+        ``"layers[2]['W']"``; ``grad`` has the same nesting.
     *args
         Extra arguments for ``cost`` (and ``grad`` when callable), e.g. ``X, Y``.
     eps : float, optional
@@ -140,9 +141,12 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         How the cost is evaluated. ``"auto"`` picks network for an MLP, numba for an
         ``njit``-compiled cost, stacked for a cost marked with :func:`fastgc.batched`, else
         loop (one Python call per perturbed point).
-    method : {"central", "richardson", "complex"}
-        The scheme. ``"central"``: the exercise's central differences, 2 evaluations per
-        coordinate, accurate to ~1e-10 at the default step. ``"richardson"``:
+    method : {"central", "richardson", "complex", "two-step"}
+        The scheme (``result.method``; ``result.mode`` says which items were checked).
+        With ``directions=k``, ``"central"`` means ``"two-step"``: central differences along
+        each direction at h and h/2, extrapolated. ``"central"``: the exercise's central
+        differences, 2 evaluations per coordinate, accurate to ~1e-10 at the default step.
+        ``"richardson"``:
         ``scipy.differentiate.derivative`` (order 4, steps from 1e-3 x max(1, |theta|) down by
         halves), ~8-12 evaluations per coordinate, accurate to ~1e-13 on fastgc's network, with
         a per-coordinate error estimate. ``"complex"``: ``Im J(theta + i h e_k) / h`` with
@@ -170,7 +174,13 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     progress : bool, optional
         A progress bar on stderr, drawn between chunks of work (which also makes a long check
         stop promptly on Ctrl-C). Default: on a terminal, for checks projected to take more
-        than 2 s; ``False`` turns it off, ``True`` forces it.
+        than 2 s; ``False`` turns it off, ``True`` forces it. Work is cut into the same chunks
+        either way, so the bar never changes a result.
+    exclude : str, list of str or callable, optional
+        Entries left out of the check (a layer's ``running_mean``): a path name, an entry's own
+        key at any depth, a path prefix (``"layers[1]"``), or a predicate called with each
+        entry's path name. They are handed to ``cost`` as read-only copies, and their
+        gradients may be left out of ``grad``.
 
     Returns
     -------
@@ -214,7 +224,8 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     """
     start = time.perf_counter()
     plan, scheme, problem = _check_iv(cost, grad, params, args, eps, threshold, engine, method,
-                                      subset, directions, seed, budget, max_memory, progress)
+                                      subset, directions, seed, budget, max_memory, progress,
+                                      exclude)
     engine = make_objective(cost, problem.layout, problem.theta, args, engine,
                             max_memory=max_memory)
     evaluator = Evaluator(engine, progress_bar(progress))

@@ -76,6 +76,8 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     blocks = judge_blocks(problem.layout, measured, problem.threshold, diagnose_block)
     smooth = ~measured.kinked
     notes = plan.notes(problem.layout, items)
+    if problem.layout.excluded:
+        notes.append(f"excluded (not checked): {', '.join(problem.layout.excluded)}")
     if plan.items == "coordinates":
         index, numeric = items, _numeric_structure(problem.layout, items, measured.numeric)
         entries = _entry_table(problem, index, measured.numeric, measured.error)
@@ -174,7 +176,9 @@ class _CoordinateDiagnosis:
 def _numeric_structure(layout, index, numeric):
     flat = np.full(layout.size, np.nan)
     flat[index] = numeric
-    return layout.unflatten(flat)
+    # NaN where not checked, excluded entries included
+    return layout.assemble([flat[b.offset : b.stop].reshape(b.shape) for b in layout.blocks],
+                           fill=np.nan)
 
 
 def _entry_table(problem, index, numeric, error) -> EntryTable:

@@ -7,9 +7,8 @@ gradient ``c``. The cotangent ``c`` is a seeded Gaussian per output entry, never
 softmax or a mean-centring layer ``sum(f(x))`` is constant, so with ``c = 1`` every wrong
 backward that keeps that sum passes.
 
-Nested parameters and ``exclude`` reach the checker as a flat dict keyed by path names
-(``"weights[0]"``): the layout names and validates the user's structure, and the cost is handed
-the structure rebuilt around the checker's arrays (excluded entries as read-only copies).
+Each front end builds the scalar cost, its gradient and the point, and hands them to the core
+:func:`fastgc.check` (nested parameters and ``exclude=`` are the core's).
 """
 
 from __future__ import annotations
@@ -19,136 +18,10 @@ import inspect
 
 import numpy as np
 
-from . import _check
+from ._check import check
 from ._layout import Layout
 
-__all__ = ["assert_gradients_close", "check", "check_jvp", "check_layer", "check_module",
-           "check_vjp"]
-
-
-# -- nested parameters and exclude ---------------------------------------------------------------
-def check(cost, grad, params, *args, exclude=None, **options):
-    """Check an analytic gradient against finite differences of the cost.
-
-    The same check as the core :func:`fastgc.check` (every option below is passed through),
-    for parameters in any nesting of dicts, lists and tuples, with some entries excluded.
-
-    Parameters
-    ----------
-    cost : callable
-        ``cost(params, *args)`` returning a float (or a tuple whose first item is one).
-    grad : structure or callable
-        The analytic gradient in the structure of ``params`` (dict keys ``"W"`` or ``"dW"``
-        at every level), or ``grad(params, *args)`` returning one. Gradients of excluded
-        entries may be left out.
-    params : dict, list, tuple or ndarray, or any nesting of them
-        The point at which to check. Blocks are named by their path: ``"W1"``,
-        ``"weights[0]"``, ``"layers[2]['W']"``, ``"[1][0]"`` for a tuple of lists.
-    *args
-        Extra arguments of ``cost`` (the data).
-    exclude : str, list of str or callable, optional
-        Entries left out of the check (a layer's ``running_mean``): a path name, or an entry's
-        own key at any depth, or a path prefix (``"layers[1]"``), or a predicate called with
-        each entry's path name. They are handed to ``cost`` as read-only copies.
-    **options
-        ``eps``, ``threshold``, ``engine``, ``method``, ``subset``, ``directions``, ``seed``,
-        ``budget``, ``max_memory``, ``progress``: as for the core check.
-
-    Returns
-    -------
-    CheckResult
-        As the core check's; ``numeric`` is in the structure of ``params`` (NaN for excluded
-        entries) and ``notes`` lists the excluded entries.
-
-    Raises
-    ------
-    TypeError, ValueError
-        Structure, key or shape mismatches, named by path (``grad['layers'][0]['dW'] has
-        shape (3,) but parameter "layers[0]['W']" has shape (2,)``); an ``exclude`` name that
-        matches nothing.
-
-    Examples
-    --------
-    >>> import numpy as np, fastgc
-    >>> weights, biases = [np.eye(2), np.ones((1, 2))], [np.zeros(2), np.zeros(1)]
-    >>> def cost(params, x):
-    ...     (W1, W2), (b1, b2) = params
-    ...     return float(np.sum((W2 @ np.tanh(W1 @ x + b1) + b2) ** 2))
-    >>> def grad(params, x):
-    ...     (W1, W2), (b1, b2) = params
-    ...     h = np.tanh(W1 @ x + b1); y = W2 @ h + b2
-    ...     dz = (W2.T @ (2 * y)) * (1 - h ** 2)
-    ...     return [np.outer(dz, x), np.outer(2 * y, h)], [dz, 2 * y]
-    >>> result = fastgc.check(cost, grad, (weights, biases), np.array([0.5, -1.0]))
-    >>> result.passed, list(result.blocks)
-    (True, ['[0][0]', '[0][1]', '[1][0]', '[1][1]'])
-    >>> params = {"W": np.eye(2), "running_mean": np.zeros(2)}
-    >>> fastgc.check(lambda p: float(np.sum(p["W"] ** 2)), {"W": 2 * np.eye(2)}, params,
-    ...              exclude="running_mean").passed
-    True
-    """
-    if exclude is None and _is_flat(params):
-        return _check.check(cost, grad, params, *args, **options)
-    layout, theta = Layout.of(params, "params", exclude=exclude)
-    if callable(grad):
-        grad = grad(layout.unflatten(theta.copy()), *args)
-    analytic, ignored = layout.flatten_gradient(grad, "grad")
-    names = [b.name for b in layout.blocks]
-    flat_params = {n: theta[b.offset:b.stop].reshape(b.shape)
-                   for n, b in zip(names, layout.blocks, strict=True)}
-    flat_grad = {n: analytic[b.offset:b.stop].reshape(b.shape)
-                 for n, b in zip(names, layout.blocks, strict=True)}
-
-    def nested_cost(named, *cost_args):
-        return cost(layout.assemble([named[n] for n in names]), *cost_args)
-
-    if getattr(cost, "fastgc_batched", False):
-        nested_cost.fastgc_batched = True
-    result = _check.check(nested_cost, flat_grad, flat_params, *args, **options)
-    if result.numeric is not None:
-        result.numeric = layout.assemble([result.numeric[n] for n in names], fill=np.nan)
-    result.ignored_keys = ignored + list(result.ignored_keys)
-    if layout.excluded:
-        result.notes.append(f"excluded (not checked): {', '.join(layout.excluded)}")
-    return result
-
-
-def assert_gradients_close(cost, grad, params, *args, **options):
-    """Assert that ``grad`` agrees with finite differences of ``cost``; for tests.
-
-    Takes exactly the arguments of :func:`fastgc.check` (nested parameters, ``exclude=``).
-
-    Returns
-    -------
-    CheckResult
-        When the check passes.
-
-    Raises
-    ------
-    AssertionError
-        When it fails; the message is the full report.
-
-    Examples
-    --------
-    >>> import numpy as np, fastgc
-    >>> fastgc.assert_gradients_close(lambda p: float(np.sum(p["a"][0] ** 2)),
-    ...                               {"a": [np.array([2.0])]}, {"a": [np.array([1.0])]}).passed
-    True
-    """
-    __tracebackhide__ = True  # pytest shows the report, not this frame
-    result = check(cost, grad, params, *args, **options)
-    if not result.passed:
-        raise AssertionError("gradient check failed\n" + result.report(color=False))
-    return result
-
-
-def _is_flat(params) -> bool:
-    """Whether the core check takes ``params`` as it is (arrays directly in one container)."""
-    try:
-        layout, _ = Layout.of(params) if isinstance(params, (dict, list, tuple)) else (None, 0)
-    except (TypeError, ValueError):
-        return True  # let the core check raise its own message
-    return layout is None or layout.kind != "tree"
+__all__ = ["check_jvp", "check_layer", "check_module", "check_vjp"]
 
 
 # -- vector-valued functions ---------------------------------------------------------------------

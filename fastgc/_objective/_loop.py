@@ -37,7 +37,7 @@ class LoopObjective(Objective):
         self._params = self._work.view() if flat else layout.unflatten(self._work)
         # The cost sees read-only views: a cost that modified its parameters in place would
         # shift every later point silently; now it raises at the first write.
-        views = [self._params] if flat else _arrays_of(self._params, layout)
+        views = [self._params] if flat else layout.leaves(self._params)
         for view in views:
             view.flags.writeable = False
         try:
@@ -103,10 +103,3 @@ class LoopObjective(Objective):
                 work[i] = original
         return Deltas(out, np.zeros(len(out)), len(out))
 
-
-def _arrays_of(structure, layout):
-    if layout.kind == "array":
-        return [structure]
-    if layout.kind == "dict":
-        return list(structure.values())
-    return list(structure)
