@@ -2,7 +2,7 @@
 a full complex-step check, and central differences along 8 random directions per block.
 
 Run with ``python -m pytest bench/bench_network_kernel.py``; sizes above ``FASTGC_BENCH_MAX``
-parameters (default 300,000) are skipped.
+parameters (default 300,000) are skipped. The networks are ``fastgc bench``'s workloads.
 """
 
 import os
@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from fastgc._mlp import MLP
+from fastgc._bench import WORKLOADS
 from fastgc._network_kernel import (
     complex_step_derivatives,
     coordinate_deltas,
@@ -19,32 +19,18 @@ from fastgc._network_kernel import (
 
 MAX_PARAMS = int(os.environ.get("FASTGC_BENCH_MAX", "300000"))
 
-WORKLOADS = {
-    "exercise-4-5-3-1-m3": ([4, 5, 3, 1], "bce", 3),
-    "64-128-64-1-bce-m128": ([64, 128, 64, 1], "bce", 128),
-    "784-256-128-10-ce-m64": ([784, 256, 128, 10], "ce", 64),
-    "784-1024-1024-10-ce-m32": ([784, 1024, 1024, 10], "ce", 32),
-}
-
-
-@pytest.fixture(scope="module", params=list(WORKLOADS), ids=list(WORKLOADS))
+@pytest.fixture(scope="module", params=WORKLOADS, ids=[f"workload={w.name}" for w in WORKLOADS])
 def workload(request):
-    dims, loss, m = WORKLOADS[request.param]
-    net = MLP(dims, loss=loss)
-    if net.param_count > MAX_PARAMS:
-        pytest.skip(f"{net.param_count} parameters > FASTGC_BENCH_MAX={MAX_PARAMS}")
-    theta = net.flatten(net.init(seed=0))
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((dims[0], m))
-    if loss == "bce":
-        Y = (rng.random((1, m)) < 0.5).astype(float)
-    else:
-        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], m)]
+    w = request.param
+    if w.param_count > MAX_PARAMS:
+        pytest.skip(f"{w.param_count} parameters > FASTGC_BENCH_MAX={MAX_PARAMS}")
+    problem = w.build()
+    net, theta, X, Y = problem.net, problem.theta, problem.X, problem.Y
     P = theta.size
     index = np.tile(np.arange(P, dtype=np.int64), 2)
     step = np.repeat([1e-7, -1e-7], P)
     coordinate_deltas(net, theta, X, Y, index[:64], step[:64])  # warm the JIT
-    return request.param, net, theta, X, Y, index, step
+    return w.title, net, theta, X, Y, index, step
 
 
 def test_full_central_check(benchmark, workload):

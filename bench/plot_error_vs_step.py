@@ -17,21 +17,18 @@ import json
 
 import numpy as np
 
-import fastgc
+from fastgc._bench import Workload
 from fastgc._layout import Layout
 from fastgc._objective import make_objective
 from fastgc._scheme import central, complex_step, richardson_scipy
 
-DIMS, M = [4, 16, 8, 3], 16
+WORKLOAD = Workload("smooth", (4, 16, 8, 3), "ce", 16, hidden="tanh", params_seed=3,
+                    data_seed=4)
 
 
 def _problem():
-    net = fastgc.MLP(DIMS, "tanh", "ce")
-    params = net.init(3)
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((DIMS[0], M))
-    Y = np.eye(DIMS[-1])[:, rng.integers(0, DIMS[-1], M)]
-    return net, params, X, Y
+    p = WORKLOAD.build()
+    return p.net, p.params, p.X, p.Y
 
 
 def complex_safe_cost(params, X, Y):
@@ -90,7 +87,7 @@ def plot(curves, out):
     ax.text(1e-29, 3e-7, "the exercise's threshold 2e-7", fontsize=8, color="grey")
     ax.set_xlabel("step h (Richardson: first step)")
     ax.set_ylabel("||numeric - exact|| / ||exact||")
-    ax.set_title(f"{'-'.join(map(str, DIMS))} tanh/softmax-CE, m={M}: error against step")
+    ax.set_title(f"{WORKLOAD.title}: error against step")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

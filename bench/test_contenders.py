@@ -50,10 +50,7 @@ def test_check(benchmark, problems, case):
     outcome = benchmark.pedantic(plan.run, rounds=ROUNDS, iterations=1, warmup_rounds=0)
     _bench.verify(plan, outcome)
     scale = problem.P / len(outcome.index) if plan.extrapolated else 1.0
-    benchmark.extra_info.update(
-        params=problem.P,
-        nfev=outcome.nfev,
-        extrapolated=plan.extrapolated,
-        scale=scale,
-        full_check_seconds=benchmark.stats.stats.median * scale,
-    )
+    benchmark.extra_info.update(params=problem.P, nfev=outcome.nfev,
+                                extrapolated=plan.extrapolated, scale=scale)
+    if benchmark.stats is not None:  # None under --benchmark-disable: nothing was timed
+        benchmark.extra_info["full_check_seconds"] = benchmark.stats.stats.median * scale

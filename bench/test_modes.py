@@ -11,18 +11,16 @@ import numpy as np
 import pytest
 
 import fastgc
+from fastgc._bench import Workload
 
-DIMS, M = [784, 1024, 128, 10], 32
+# Seeded as fastgc bench's workloads: params init(0), data seed 1.
+WORKLOAD = Workload("modes", (784, 1024, 128, 10), "ce", 32)
 
 
 @pytest.fixture(scope="module")
 def problem():
-    net = fastgc.MLP(DIMS, "relu", "ce")
-    params = net.init(0)
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((DIMS[0], M))
-    Y = np.eye(DIMS[-1])[:, rng.integers(0, DIMS[-1], M)]
-    grads = net.gradients(params, X, Y)
+    p = WORKLOAD.build()
+    net, params, X, Y, grads = p.net, p.params, p.X, p.Y, p.grads
     wrong = {k: v.copy() for k, v in grads.items()}
     W = wrong["dW1"]
     entry = np.unravel_index(np.argmax(np.abs(W)), W.shape)

@@ -12,7 +12,7 @@ from fastgc import _bench
 
 
 def test_import_fastgc(benchmark):
-    env = _bench._subprocess_env()
+    env = _bench.subprocess_env()
     code = "import sys, fastgc; assert 'numba' not in sys.modules"
     benchmark.group = "startup"
     benchmark.pedantic(subprocess.run, args=([sys.executable, "-c", code],),

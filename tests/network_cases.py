@@ -2,6 +2,7 @@
 extended precision for their references."""
 
 import numpy as np
+from problems import LABELS, network_problem
 
 from fastgc._mlp import MLP
 
@@ -18,16 +19,9 @@ def make_case(depth, loss, out, hidden, l2, m, seed):
     n_out = 1 if loss == "bce" else 3
     dims = WIDTHS[:depth] + [n_out]
     net = MLP(dims, [hidden] * (depth - 1) + [out], loss=loss, l2=l2)
-    theta = net.flatten(net.init(seed=seed))
-    rng = np.random.default_rng(seed + 100)
-    X = rng.standard_normal((dims[0], m))
+    params, X, Y = network_problem(dims, m, LABELS[loss], seed, seed + 100)
+    theta = net.flatten(params)
     X[0, 0] = 0.0  # an exactly zero input: its weights' perturbations change nothing
-    if loss == "bce":
-        Y = (rng.random((1, m)) < 0.5).astype(float)
-    elif loss == "ce":
-        Y = np.eye(n_out)[:, rng.integers(0, n_out, m)]
-    else:
-        Y = rng.standard_normal((n_out, m))
     return net, theta, X, Y
 
 

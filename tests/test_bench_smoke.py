@@ -56,11 +56,12 @@ def test_flop_count_of_the_exercise_network():
 
 def test_subset_spreads_over_every_block():
     problem = _bench.WORKLOADS[2].build()  # mnist-sized: blocks of 10 to 200,704 entries
-    index = problem.spread(200)
+    index = _bench.subset_index(problem, 200)
     starts = np.cumsum([0] + [a * b for _, (a, b) in problem.net.param_shapes()])
     counts = np.histogram(index, bins=starts)[0]
     assert (counts >= 4).all() and 150 <= index.size <= 260
-    assert np.array_equal(index, problem.spread(200))  # seeded
+    assert np.unique(index).size == index.size and np.all(np.diff(index) > 0)
+    assert np.array_equal(index, _bench.subset_index(problem, 200))  # seeded
 
 
 def test_extrapolated_row_is_marked():

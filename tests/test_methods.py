@@ -7,6 +7,7 @@ exercise), never numbers the scheme under test produced.
 import numba
 import numpy as np
 import pytest
+from problems import network_problem
 
 import fastgc
 
@@ -25,13 +26,8 @@ ZOO = [
 def _zoo_problem(act, loss, l2, m, seed=0, dims=(5, 8, 6, 3)):
     dims = list(dims)
     net = fastgc.MLP(dims, act, loss, l2=l2)
-    params = net.init(seed)
-    rng = np.random.default_rng(seed + 1)
-    X = rng.standard_normal((dims[0], m))
-    if loss == "ce":
-        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], m)]
-    else:
-        Y = (rng.random((dims[-1], m)) < 0.5).astype(float)
+    kind = "onehot" if loss == "ce" else "binary"  # 0/1 targets for mse too
+    params, X, Y = network_problem(dims, m, kind, seed, seed + 1)
     return net, params, X, Y, net.gradients(params, X, Y)
 
 
@@ -299,10 +295,7 @@ def test_table_richardson_is_as_sharp_on_smooth_nets_but_its_error_estimate_is_n
     def run(act, m):
         # the README's measurement: 10-20-10-3, softmax/CE, params init(1), data seed 0
         net = fastgc.MLP([10, 20, 10, 3], act, "ce")
-        params = net.init(1)
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((10, m))
-        Y = np.eye(3)[:, rng.integers(0, 3, m)]
+        params, X, Y = network_problem([10, 20, 10, 3], m, "onehot", 1, 0)
         layout, theta = Layout.of(params)
         exact, _ = layout.flatten_gradient(net.gradients(params, X, Y))
         objective = make_objective(net, layout, theta, (X, Y), "network")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from exercise_cells import backward_propagation_n, forward_propagation_n
 from exercise_cells import exercise_setup as exercise_data
+from problems import LABELS, network_data
 
 from fastgc._mlp import MLP
 
@@ -30,16 +31,7 @@ def central_difference(net, theta, X, Y, h):
 
 
 def make_data(net, m, seed):
-    rng = np.random.default_rng(seed)
-    n0, nL = net.layer_dims[0], net.layer_dims[-1]
-    X = rng.standard_normal((n0, m))
-    if net.loss == "bce":
-        Y = (rng.random((nL, m)) < 0.5).astype(float)
-    elif net.loss == "ce":
-        Y = np.eye(nL)[:, rng.integers(0, nL, m)]
-    else:
-        Y = rng.standard_normal((nL, m))
-    return X, Y
+    return network_data(net.layer_dims, m, LABELS[net.loss], seed)
 
 
 # ---- exercise parity -------------------------------------------------------------------

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from problems import network_problem
 
 import fastgc
 from fastgc._layout import Layout
@@ -12,13 +13,8 @@ from fastgc._plan import miss_probability
 
 def _net_problem(dims=(6, 9, 5, 3), act="tanh", loss="ce", m=12, seed=0):
     net = fastgc.MLP(list(dims), act, loss)
-    params = net.init(seed)
-    rng = np.random.default_rng(seed + 100)
-    X = rng.standard_normal((dims[0], m))
-    if loss == "ce":
-        Y = np.eye(dims[-1])[:, rng.integers(0, dims[-1], m)]
-    else:
-        Y = (rng.random((dims[-1], m)) < 0.5).astype(float)
+    kind = "onehot" if loss == "ce" else "binary"
+    params, X, Y = network_problem(dims, m, kind, seed, seed + 100)
     return net, params, X, Y, net.gradients(params, X, Y)
 
 

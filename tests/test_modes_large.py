@@ -4,6 +4,7 @@ detected, the right block is blamed, a single wrong entry is named, and correct 
 
 import numpy as np
 import pytest
+from problems import network_problem
 
 import fastgc
 
@@ -13,10 +14,7 @@ DIMS, M = [784, 1024, 128, 10], 8
 @pytest.fixture(scope="module")
 def problem():
     net = fastgc.MLP(DIMS, "relu", "ce")
-    params = net.init(0)
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((DIMS[0], M))
-    Y = np.eye(DIMS[-1])[:, rng.integers(0, DIMS[-1], M)]
+    params, X, Y = network_problem(DIMS, M, "onehot", 0, 1)
     return net, params, X, Y, net.gradients(params, X, Y)
 
 

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 import pytest
 from network_cases import HEADS, HIDDEN, LD, case_id, cost_ld, make_case
+from problems import network_problem
 
 from fastgc._mlp import MLP
 from fastgc._network_kernel import (
@@ -267,10 +268,8 @@ def test_complex_step_matches_complex_arithmetic(case):
 @pytest.mark.parametrize("hidden", ["tanh", "sigmoid"])
 def test_complex_step_on_smooth_net_is_exact_to_rounding(hidden):
     net = MLP([8, 12, 10, 6, 4], hidden, loss="ce", l2=0.05)
-    theta = net.flatten(net.init(seed=1)) * 1.5
-    rng = np.random.default_rng(2)
-    X = rng.standard_normal((8, 40))
-    Y = np.eye(4)[:, rng.integers(0, 4, 40)]
+    params, X, Y = network_problem([8, 12, 10, 6, 4], 40, "onehot", 1, 2)
+    theta = net.flatten(params) * 1.5
     index = np.arange(theta.size)
     cs = complex_step_derivatives(net, theta, X, Y, index)
     grad = _grad(net, theta, X, Y)
@@ -283,9 +282,8 @@ def test_complex_step_on_smooth_net_is_exact_to_rounding(hidden):
 
 def test_complex_step_chunking_threads_order_and_h():
     net = MLP([5, 7, 6, 5, 3], "tanh", loss="mse", l2=0.1)
-    theta = net.flatten(net.init(seed=3))
-    rng = np.random.default_rng(4)
-    X, Y = rng.standard_normal((5, 30)), rng.standard_normal((3, 30))
+    params, X, Y = network_problem([5, 7, 6, 5, 3], 30, "normal", 3, 4)
+    theta = net.flatten(params)
     index = np.tile(np.arange(theta.size), 2)
     cs = complex_step_derivatives(net, theta, X, Y, index)
     assert np.array_equal(cs[: theta.size], cs[theta.size :])

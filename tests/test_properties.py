@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
+from problems import LABELS, network_problem
 
 import fastgc
 from fastgc._network_kernel import kink_mask
@@ -74,15 +75,8 @@ def problems(draw):
     scale = draw(st.floats(0.1, 3.0))
     seed = draw(st.integers(0, 2**16))
     net = fastgc.MLP(dims, hidden + [out], loss, l2=l2)
-    params = {k: v * scale for k, v in net.init(seed).items()}
-    rng = np.random.default_rng(seed + 1)
-    X = rng.standard_normal((dims[0], m))
-    if loss == "ce":
-        Y = np.eye(n_out)[:, rng.integers(0, n_out, m)]
-    elif loss == "bce":
-        Y = (rng.random((n_out, m)) < 0.5).astype(float)
-    else:
-        Y = rng.standard_normal((n_out, m))
+    params, X, Y = network_problem(dims, m, LABELS[loss], seed, seed + 1)
+    params = {k: v * scale for k, v in params.items()}
     problem = Problem(net, params, X, Y, scale, seed)
     # The exercise's bce line gives inf/nan once a sigmoid output rounds to exactly 0 or 1
     # (a logit beyond ~37); no engine can check such a point, see

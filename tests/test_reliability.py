@@ -11,6 +11,7 @@ import threading
 import numba
 import numpy as np
 import pytest
+from problems import LABELS, network_data, network_problem
 
 import fastgc
 
@@ -68,10 +69,7 @@ def numba_grad(p, A, y):
 
 
 def _data(rng, n0, n_out, m, loss="mse"):
-    X = rng.standard_normal((n0, m))
-    if loss == "ce":
-        return X, np.eye(n_out)[:, rng.integers(0, n_out, m)]
-    return X, rng.standard_normal((n_out, m))
+    return network_data((n0, n_out), m, LABELS[loss], rng)
 
 
 def problem(engine, seed=0):
@@ -79,8 +77,7 @@ def problem(engine, seed=0):
     rng = np.random.default_rng(seed)
     if engine == "network":
         net = fastgc.MLP([4, 6, 5, 3], ["relu", "tanh", "softmax"], "ce", l2=0.1)
-        params = net.init(seed)
-        X, Y = _data(rng, 4, 3, 12, "ce")
+        params, X, Y = network_problem([4, 6, 5, 3], 12, "onehot", seed, rng)
         return net, params, net.gradients(params, X, Y), (X, Y)
     if engine in ("loop", "stacked"):
         params = {"W1": rng.standard_normal((5, 3)), "b1": rng.standard_normal((5, 1)),
@@ -207,8 +204,7 @@ def large_network():
     """Big enough for the network engine's parallel kernels (perturbations x examples above
     its serial cut-off) and for chunking under a small max_memory (relu hidden layers)."""
     net = fastgc.MLP([6, 12, 10, 3], "relu", "ce")
-    params = net.init(3)
-    X, Y = _data(np.random.default_rng(3), 6, 3, 50, "ce")
+    params, X, Y = network_problem([6, 12, 10, 3], 50, "onehot", 3, 3)
     return net, params, net.gradients(params, X, Y), (X, Y)
 
 
