@@ -12,9 +12,6 @@ from ._base import CostError, Deltas, Objective
 
 __all__ = ["ENGINES", "CostError", "Deltas", "Objective", "batched", "make_objective"]
 
-ENGINES = ("auto", "loop", "stacked", "numba", "network")
-
-
 def batched(cost):
     """Mark ``cost`` as batch-aware, for the stacked engine.
 
@@ -47,29 +44,31 @@ def batched(cost):
     return cost
 
 
+# The engines, by name: (module, class). Adding an engine is one new module in this package
+# and one line here (plus, for engine="auto", one rule in _engine_for). Modules are imported on
+# first use, so that numba is imported only when a numba kernel runs.
+_ENGINE_CLASSES = {
+    "loop": ("._loop", "LoopObjective"),
+    "stacked": ("._stacked", "StackedObjective"),
+    "numba": ("._numba", "NumbaObjective"),
+    "network": ("._network", "NetworkObjective"),
+}
+ENGINES = ("auto", *_ENGINE_CLASSES)
+
+
 def make_objective(cost, layout, theta, args, engine="auto", max_memory=None):
-    """The objective that evaluates ``cost`` with the requested engine.
+    """The objective that evaluates ``cost`` with the requested engine, set up once.
 
     ``engine="auto"`` picks network (an ``MLP``) > numba (an ``njit``-compiled cost) > stacked
     (a cost marked with :func:`batched`) > loop. A numba cost always receives the flat float64
     parameter vector, whichever engine runs it.
     """
+    import importlib
+
     kind = _engine_for(cost, engine)
-    if kind == "network":
-        from ._network import NetworkObjective
-
-        return NetworkObjective(cost, layout, theta, args, max_memory=max_memory)
-    if kind == "numba":
-        from ._numba import NumbaObjective
-
-        return NumbaObjective(cost, layout, theta, args, max_memory=max_memory)
-    if kind == "stacked":
-        from ._stacked import StackedObjective
-
-        return StackedObjective(cost, layout, theta, args, max_memory=max_memory)
-    from ._loop import LoopObjective
-
-    return LoopObjective(cost, layout, theta, args, flat=_is_numba(cost))
+    module_name, class_name = _ENGINE_CLASSES[kind]
+    engine_class = getattr(importlib.import_module(module_name, __name__), class_name)
+    return engine_class(cost, layout, theta, args, max_memory=max_memory)
 
 
 def _is_mlp(cost) -> bool:

@@ -26,8 +26,10 @@ class LoopObjective(Objective):
 
     name = "loop"
 
-    def __init__(self, cost, layout, theta, args=(), flat=False):
+    def __init__(self, cost, layout, theta, args=(), max_memory=None):
         super().__init__(layout, theta)
+        # A numba cost run by the loop engine still takes the flat vector.
+        flat = type(cost).__module__.startswith("numba") and hasattr(cost, "py_func")
         self._cost = cost
         self._args = args
         self._work = theta.copy()
