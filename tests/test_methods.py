@@ -160,7 +160,7 @@ def test_network_engine_names_kinks_exactly():
     net, params, X, Y, grads = _zoo_problem("relu", "ce", 0.0, 64, dims=(10, 20, 10, 3))
     result = fastgc.check(net, grads, params, X, Y, method="richardson")
     assert result.passed
-    from fastgc._network_kernel import kink_mask
+    from fastgc._network import kink_mask
 
     theta = net.flatten(params)
     names = [f"{k}[{i}, {j}]" for k in params for i, j in np.ndindex(params[k].shape)]

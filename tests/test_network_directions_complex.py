@@ -17,7 +17,7 @@ import pytest
 from network_cases import HEADS, HIDDEN, LD, case_id, cost_ld, make_case
 
 from fastgc._mlp import MLP
-from fastgc._network_kernel import (
+from fastgc._network import (
     complex_step_derivatives,
     coordinate_deltas,
     direction_deltas,
