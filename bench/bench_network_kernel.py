@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastgc._bench import WORKLOADS
-from fastgc._network_kernel import (
+from fastgc._network import (
     complex_step_derivatives,
     coordinate_deltas,
     direction_deltas,

@@ -3,54 +3,27 @@
 Columns are examples, as in the exercise: ``X`` has shape ``(n0, m)``, ``Y`` has shape
 ``(nL, m)`` and layer ``l`` computes ``Z_l = W_l A_{l-1} + b_l``, ``A_l = g_l(Z_l)``. The model
 is itself a cost callable, ``net(params, X, Y) -> float``, so every fastgc engine can check it;
-the dense-network engine (``fastgc._network_kernel``) also uses its structure.
+the dense-network engine (``fastgc._network``) also uses its structure, through the public
+`MLP.forward_cache`, `MLP.output_delta`, `MLP.example_deltas` and `MLP.layout`.
 
-This module imports numpy only: numba is imported by the kernel module, and only when a
-kernel is first used, so ``import fastgc`` stays light.
+This module imports numpy only (its activations come from the numpy-only table
+``fastgc._network._activations``): numba is imported by the engine's kernels, and only when a
+kernel is first used.
 """
 
 import numpy as np
 
+from ._layout import Block, Layout
+from ._network._activations import NAMES as ACTIVATIONS
+from ._network._activations import activate, derivative
+
 __all__ = ["MLP"]
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "identity", "softmax")
 LOSSES = ("bce", "ce", "mse")
-LEAKY_SLOPE = 0.01
 
 # The output activation a loss implies when only the hidden activation is given.
 _DEFAULT_OUTPUT = {"bce": "sigmoid", "ce": "softmax", "mse": "identity"}
 _MSE_OUTPUTS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
-
-
-def _activate(name, Z):
-    """``g(Z)`` for one layer; relu and sigmoid use the exercise's exact expressions."""
-    if name == "relu":
-        return np.maximum(0, Z)
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-Z))
-    if name == "tanh":
-        return np.tanh(Z)
-    if name == "leaky_relu":
-        return np.where(Z > 0, Z, LEAKY_SLOPE * Z)
-    if name == "identity":
-        return Z
-    # softmax over the units of each example (a column); shifting by the column maximum
-    # keeps exp from overflowing without changing the result.
-    E = np.exp(Z - Z.max(axis=0, keepdims=True))
-    return E / E.sum(axis=0, keepdims=True)
-
-
-def _activation_derivative(name, Z, A):
-    """``g'(Z)`` elementwise, for the hidden layers and the mse output layer."""
-    if name == "relu":
-        return (Z > 0).astype(np.float64)
-    if name == "leaky_relu":
-        return np.where(Z > 0, 1.0, LEAKY_SLOPE)
-    if name == "tanh":
-        return 1 - A * A
-    if name == "sigmoid":
-        return A * (1 - A)
-    return np.ones_like(Z)
 
 
 class MLP:
@@ -89,6 +62,18 @@ class MLP:
     the flat order (``flatten``/``unflatten``) is ``W1, b1, W2, b2, ...``, each block raveled
     in C order, which is the exercise's ``dictionary_to_vector`` order.
 
+    Attributes
+    ----------
+    layer_dims : list of int
+    activations : tuple of str
+        One per layer.
+    loss : str
+    l2 : float
+    layout : fastgc._layout.Layout
+        The flat order as blocks with names, shapes and offsets (`flatten`, `unflatten`).
+    param_count : int
+        ``P``, the length of the flat vector.
+
     Examples
     --------
     >>> import numpy as np
@@ -116,11 +101,16 @@ class MLP:
         self.loss = loss
         self.l2 = l2
         self.activations = self._check_activations(activations, len(dims) - 1, loss, dims[-1])
-        self._shapes = []
+        # The flat order W1, b1, ..., WL, bL as a fastgc Layout: the same blocks and offsets
+        # that name coordinates in a check's report.
+        blocks, offset = [], 0
         for li in range(1, len(dims)):
-            self._shapes.append((f"W{li}", (dims[li], dims[li - 1])))
-            self._shapes.append((f"b{li}", (dims[li], 1)))
-        self.param_count = sum(int(np.prod(shape)) for _, shape in self._shapes)
+            for name, shape in ((f"W{li}", (dims[li], dims[li - 1])), (f"b{li}", (dims[li], 1))):
+                size = shape[0] * shape[1]
+                blocks.append(Block(name, name, shape, offset, size))
+                offset += size
+        self.layout = Layout("dict", tuple(blocks))
+        self.param_count = self.layout.size
 
     @staticmethod
     def _check_dims(layer_dims):
@@ -186,7 +176,7 @@ class MLP:
 
     def param_shapes(self):
         """``[(name, shape), ...]`` in the flat order ``W1, b1, W2, b2, ..., WL, bL``."""
-        return list(self._shapes)
+        return [(b.name, b.shape) for b in self.layout.blocks]
 
     def init(self, seed=0):
         """Random parameters: He-scaled weights and small nonzero biases.
@@ -203,7 +193,7 @@ class MLP:
         """
         rng = np.random.default_rng(seed)
         params = {}
-        for name, shape in self._shapes:
+        for name, shape in self.param_shapes():
             if name[0] == "W":
                 params[name] = rng.standard_normal(shape) * np.sqrt(2.0 / shape[1])
             else:
@@ -214,7 +204,7 @@ class MLP:
     def flatten(self, params):
         """Concatenate the parameter blocks (C order) into one float64 vector."""
         params = self._check_params(params)
-        return np.concatenate([params[name].ravel() for name, _ in self._shapes])
+        return np.concatenate([params[b.key].ravel() for b in self.layout.blocks])
 
     def unflatten(self, theta):
         """Split a flat vector into the parameter dict (views into ``theta`` when it is a
@@ -223,12 +213,7 @@ class MLP:
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != (self.param_count,):
             raise ValueError(f"theta must have shape ({self.param_count},), got {theta.shape}")
-        params, start = {}, 0
-        for name, shape in self._shapes:
-            size = shape[0] * shape[1]
-            params[name] = theta[start : start + size].reshape(shape)
-            start += size
-        return params
+        return self.layout.unflatten(theta)
 
     # ---- validation -------------------------------------------------------------------
 
@@ -240,7 +225,7 @@ class MLP:
                 f"params must be a dict of arrays, got {type(params).__name__}"
             ) from None
         out = {}
-        for name, shape in self._shapes:
+        for name, shape in self.param_shapes():
             if name not in keys:
                 raise ValueError(f"params is missing key {name!r} (expected shape {shape})")
             value = np.asarray(params[name], dtype=np.float64)
@@ -249,7 +234,26 @@ class MLP:
             out[name] = value
         return out
 
-    def _check_data(self, X, Y):
+    def check_data(self, X, Y):
+        """Validate the data and return it as float64 arrays.
+
+        Parameters
+        ----------
+        X : array_like, shape (n0, m)
+            Inputs, one example per column (``m >= 1``).
+        Y : array_like, shape (nL, m), or (m,) when ``nL == 1``
+            Targets.
+
+        Returns
+        -------
+        X : numpy.ndarray, float64, shape (n0, m)
+        Y : numpy.ndarray, float64, shape (nL, m)
+
+        Raises
+        ------
+        ValueError
+            If ``X`` or ``Y`` does not fit the network or each other.
+        """
         X = np.asarray(X, dtype=np.float64)
         n0, nL = self.layer_dims[0], self.layer_dims[-1]
         if X.ndim != 2 or X.shape[0] != n0 or X.shape[1] < 1:
@@ -264,13 +268,35 @@ class MLP:
 
     # ---- forward and backward ---------------------------------------------------------
 
-    def _forward(self, params, X):
-        """Pre-activations ``[Z1..ZL]`` and activations ``[A0=X, A1..AL]``."""
+    def forward_cache(self, params, X):
+        """The forward pass's cache: every pre-activation and activation.
+
+        Parameters
+        ----------
+        params : dict
+            ``{"W1": (n1, n0), "b1": (n1, 1), ...}`` as float64 arrays, not validated (use
+            `unflatten` of a checked flat vector, or `forward` for user input).
+        X : numpy.ndarray, float64, shape (n0, m)
+            Validated inputs (see `check_data`).
+
+        Returns
+        -------
+        Zs : list of numpy.ndarray
+            ``[Z1, ..., ZL]``, ``Z_l = W_l A_{l-1} + b_l`` of shape ``(n_l, m)``.
+        As : list of numpy.ndarray
+            ``[A0 = X, A1, ..., AL]``, ``A_l = g_l(Z_l)``.
+
+        Notes
+        -----
+        The same expressions as the cost (`forward`, ``net(params, X, Y)``), so a cache built
+        here is bit-identical to the one the cost computes: the dense-network engine starts
+        its perturbations from it.
+        """
         Zs, As = [], [X]
         A = X
         for li, name in enumerate(self.activations, start=1):
             Z = np.dot(params[f"W{li}"], A) + params[f"b{li}"]
-            A = _activate(name, Z)
+            A = activate(name, Z)
             Zs.append(Z)
             As.append(A)
         return Zs, As
@@ -321,8 +347,8 @@ class MLP:
             not fit the network or each other.
         """
         params = self._check_params(params)
-        X, Y = self._check_data(X, Y)
-        Zs, As = self._forward(params, X)
+        X, Y = self.check_data(X, Y)
+        Zs, As = self.forward_cache(params, X)
         return self._cost(params, Zs, As, Y), {"Z": Zs, "A": As}
 
     def __call__(self, params, X, Y):
@@ -343,11 +369,11 @@ class MLP:
             ``{"dW1": ..., "db1": ..., ...}`` with the parameters' shapes.
         """
         params = self._check_params(params)
-        X, Y = self._check_data(X, Y)
-        Zs, As = self._forward(params, X)
+        X, Y = self.check_data(X, Y)
+        Zs, As = self.forward_cache(params, X)
         m = X.shape[1]
         L = self.n_layers
-        deltas = self._backward(params, Zs, As, Y)
+        deltas = self.example_deltas(params, Zs, As, Y)
         grads = {}
         for li in range(L, 0, -1):
             dZ = deltas[li - 1]
@@ -358,24 +384,52 @@ class MLP:
             grads[f"db{li}"] = 1.0 / m * np.sum(dZ, axis=1, keepdims=True)
         return {f"{p}{li}": grads[f"{p}{li}"] for li in range(1, L + 1) for p in ("dW", "db")}
 
-    def _output_delta(self, Zs, As, Y):
-        """``d c_s / d Z_L[:, s]`` for every example ``s``: the loss's derivative by the logits
-        (``c_s`` is example ``s``'s loss, undivided by ``m``)."""
+    def output_delta(self, Zs, As, Y):
+        """The loss's derivative by the logits, example by example.
+
+        Parameters
+        ----------
+        Zs, As : list of numpy.ndarray
+            The cache of `forward_cache`.
+        Y : numpy.ndarray, float64, shape (nL, m)
+            Validated targets.
+
+        Returns
+        -------
+        numpy.ndarray, shape (nL, m)
+            ``d c_s / d Z_L[:, s]`` for every example ``s`` (``c_s`` is example ``s``'s loss,
+            undivided by ``m``; no L2 term).
+        """
         A = As[-1]
         if self.loss == "bce":
             return A - Y
         if self.loss == "ce":
             # d/dz of (sum_j y_j) lse(z) - y.z; labels need not sum to one.
             return A * Y.sum(axis=0, keepdims=True) - Y
-        return (A - Y) * _activation_derivative(self.activations[-1], Zs[-1], A)
+        return (A - Y) * derivative(self.activations[-1], Zs[-1], A)
 
-    def _backward(self, params, Zs, As, Y):
-        """Per-example backprop: ``[dZ_1, ..., dZ_L]`` with ``dZ_l[:, s] = d c_s / d Z_l[:, s]``
-        (undivided by ``m``, without the L2 term)."""
-        dZ = self._output_delta(Zs, As, Y)
+    def example_deltas(self, params, Zs, As, Y):
+        """Per-example backprop: the cost's derivative by every pre-activation.
+
+        Parameters
+        ----------
+        params : dict
+            As in `forward_cache`.
+        Zs, As : list of numpy.ndarray
+            The cache of `forward_cache` at ``params``.
+        Y : numpy.ndarray, float64, shape (nL, m)
+            Validated targets.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``[dZ_1, ..., dZ_L]`` with ``dZ_l[:, s] = d c_s / d Z_l[:, s]`` (undivided by
+            ``m``, without the L2 term); `gradients` sums them against the activations.
+        """
+        dZ = self.output_delta(Zs, As, Y)
         deltas = [dZ]
         for li in range(self.n_layers, 1, -1):
             dA = np.dot(params[f"W{li}"].T, dZ)
-            dZ = dA * _activation_derivative(self.activations[li - 2], Zs[li - 2], As[li - 1])
+            dZ = dA * derivative(self.activations[li - 2], Zs[li - 2], As[li - 1])
             deltas.append(dZ)
         return deltas[::-1]

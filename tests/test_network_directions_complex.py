@@ -18,7 +18,7 @@ from network_cases import HEADS, HIDDEN, LD, case_id, cost_ld, make_case
 from problems import network_problem
 
 from fastgc._mlp import MLP
-from fastgc._network_kernel import (
+from fastgc._network import (
     complex_step_derivatives,
     coordinate_deltas,
     direction_deltas,

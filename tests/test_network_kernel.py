@@ -1,4 +1,4 @@
-"""Tests for the dense-network finite-difference kernel (``fastgc._network_kernel``).
+"""Tests for the dense-network coordinate and kink kernels (``fastgc._network``).
 
 References, never the kernel's own numbers:
 
@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from network_cases import HEADS, HIDDEN, LD, case_id, cost_ld, make_case
 
-from fastgc import _network_kernel as network_kernel
 from fastgc._mlp import MLP
-from fastgc._network_kernel import coordinate_deltas, kink_mask
+from fastgc._network import NetworkState, coordinate_deltas, kink_mask
+from fastgc._network import _coordinates as network_kernel
+from fastgc._network._activations import stable_derivative
+from fastgc._network._differences import smooth_coeffs
 
 
 def direct_deltas(net, theta, X, Y, index, step):
@@ -181,12 +183,12 @@ def test_input_validation():
 def brute_kinks(net, theta, X, index, step):
     """A full forward pass per perturbation; compare the sides of 0 of every relu/leaky unit."""
     kinked = [a in ("relu", "leaky_relu") for a in net.activations]
-    Z0, _ = net._forward(net.unflatten(theta), X)
+    Z0, _ = net.forward_cache(net.unflatten(theta), X)
     out = np.zeros(index.size, dtype=bool)
     for j in range(index.size):
         t = theta.copy()
         t[index[j]] += step[j]
-        Z1, _ = net._forward(net.unflatten(t), X)
+        Z1, _ = net.forward_cache(net.unflatten(t), X)
         out[j] = any(
             np.any((a > 0) != (b > 0)) for a, b, k in zip(Z0, Z1, kinked, strict=True) if k
         )
@@ -224,7 +226,9 @@ def test_smooth_taylor_shortcut_is_exact(hidden, loss, out, monkeypatch):
     # the general path and its small-step forms must all agree with the references.
     net, theta, X, Y = _smooth_case(hidden, loss, out, m=6, seed=31)
     index, step = all_coordinates(theta, [1e-8, -3e-6, 4e-5, -2e-4, 1e-3, -0.3])
-    assert network_kernel._Packed(net, theta, X, Y).n_units > 0  # the shortcut is in play
+    state = NetworkState(net, theta, X, Y)
+    state.coordinate_deltas([0], [1e-7])
+    assert state._coordinates.n_units > 0  # the shortcut is in play
     d = coordinate_deltas(net, theta, X, Y, index, step)
     ref_ld, J = ld_deltas(net, theta, X, Y, index, step)
     err = np.abs(d - ref_ld).astype(float)
@@ -253,10 +257,10 @@ def test_smooth_series_coefficients(code):
 
         def diff(x, e):  # s(x + e) - s(x) = -s(x + e) s(-x) expm1(-e)
             return -np.expm1(-e) / ((1 + np.exp(-x - e)) * (1 + np.exp(x)))
-    gp = network_kernel._slopes("tanh" if code == 3 else "sigmoid", z, a)
+    gp = stable_derivative("tanh" if code == 3 else "sigmoid", z)
     coef = np.empty(network_kernel._TAYLOR_K)
     for j in range(z.size):
-        network_kernel._smooth_coeffs(code, a[j], gp[j], coef, coef.size)
+        smooth_coeffs(code, a[j], gp[j], coef, coef.size)
         for dd in (1e-4, -1e-4, 3e-6):
             series = sum(coef[q] * LD(dd) ** (q + 1) for q in range(coef.size))
             exact = diff(zl[j], LD(dd))

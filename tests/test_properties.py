@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from problems import LABELS, network_problem
 
 import fastgc
-from fastgc._network_kernel import kink_mask
+from fastgc._network import kink_mask
 from fastgc._scheme import DEFAULT_CENTRAL_STEP
 
 EPS = np.finfo(np.float64).eps

@@ -234,7 +234,7 @@ def _make_fastgc(engine: str, **options):
 
 def _make_kernel(problem: Problem):
     """The network kernel alone: ``coordinate_deltas`` for every +h/-h pair."""
-    from .._network_kernel import coordinate_deltas
+    from .._network import coordinate_deltas
     from .._scheme import coordinate_steps
 
     net, theta, X, Y = problem.net, problem.theta, problem.X, problem.Y

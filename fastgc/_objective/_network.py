@@ -1,8 +1,8 @@
 """The network engine: fastgc's own :class:`~fastgc.MLP`, checked by structure.
 
-The cost is an ``MLP`` and the data ``X, Y``; the prefix-caching kernel of
-``fastgc._network_kernel`` evaluates every perturbed point from one cached forward pass (see
-that module). The user's parameter dict may list its keys in any order: coordinates are mapped
+The cost is an ``MLP`` and the data ``X, Y``; a `fastgc._network.NetworkState`, built once
+per objective, evaluates every perturbed point from one cached forward pass (see that
+package). The user's parameter dict may list its keys in any order: coordinates are mapped
 onto the network's own flat order (W1, b1, ..., WL, bL) and back.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import PARALLEL_LOCK
+from .._network import NetworkState
 from ._base import Deltas, Objective, as_cost_value, rounding_noise
 
 
@@ -36,7 +37,7 @@ class NetworkObjective(Objective):
                              f"(expected {list(expected)!r})")
         params = layout.unflatten(theta)
         self._net = net
-        self._X, self._Y = net._check_data(*args)
+        self._X, self._Y = net.check_data(*args)
         for label, data in (("X", self._X), ("Y", self._Y)):
             bad = np.argwhere(~np.isfinite(data))
             if bad.size:
@@ -45,14 +46,12 @@ class NetworkObjective(Objective):
                                  f"{label}[{at}]")
         self._theta = net.flatten(params)  # validates every key and shape
         # Where each of the layout's coordinates sits in the network's flat vector.
-        net_offsets, offset = {}, 0
-        for name, shape in net.param_shapes():
-            net_offsets[name] = offset
-            offset += int(np.prod(shape))
+        net_offsets = {b.key: b.offset for b in net.layout.blocks}
         self._to_net = np.empty(layout.size, dtype=np.int64)
         for b in layout.blocks:
             self._to_net[b.offset : b.stop] = net_offsets[b.key] + np.arange(b.size)
-        self._max_memory = max_memory
+        # The engine's set-up (forward pass, packing; tables on first use), once per check.
+        self._state = NetworkState(net, self._theta, self._X, self._Y, max_memory=max_memory)
         self.base_cost = self._full_cost(self._theta, "at the unperturbed parameters")
         self.noise = rounding_noise(self.base_cost)
 
@@ -60,31 +59,22 @@ class NetworkObjective(Objective):
         return as_cost_value(self._net(self._net.unflatten(theta_net), self._X, self._Y), where)
 
     def at_coordinates(self, index, step):
-        from .._network_kernel import coordinate_deltas
-
         with PARALLEL_LOCK:
-            out = coordinate_deltas(self._net, self._theta, self._X, self._Y,
-                                    self._to_net[index], step, max_memory=self._max_memory)
+            out = self._state.coordinate_deltas(self._to_net[index], step)
         return self._deltas(out)
 
     def kink_mask(self, index, step):
-        from .._network_kernel import kink_mask
-
         with PARALLEL_LOCK:
-            return kink_mask(self._net, self._theta, self._X, self._to_net[index], step)
+            return self._state.kink_mask(self._to_net[index], step)
 
     def along_directions(self, directions, step):
         # Differences propagated layer by layer (no subtraction of two totals): see
-        # fastgc._network_kernel.direction_deltas.
-        from .._network_kernel import direction_deltas
-
+        # fastgc._network._directions.
         net_directions = [(self._to_net[np.asarray(indices, dtype=np.int64)], values)
                           for indices, values in directions]
-        noise = np.empty(len(directions))
         with PARALLEL_LOCK:
-            out = direction_deltas(self._net, self._theta, self._X, self._Y, net_directions,
-                                   np.asarray(step, dtype=np.float64), noise_out=noise,
-                                   max_memory=self._max_memory)
+            out, noise = self._state.direction_deltas(net_directions,
+                                                      np.asarray(step, dtype=np.float64))
         # Far below 8 ulps of |J| (no totals are subtracted). A floor of a few ulps of each
         # difference keeps it from ever claiming exactness.
         return Deltas(out, np.maximum(noise, 4 * np.finfo(np.float64).eps * np.abs(out)),
@@ -92,10 +82,7 @@ class NetworkObjective(Objective):
 
     def complex_at_coordinates(self, index, h):
         # Im J(theta + i h e_k) = h dJ/dtheta_k up to O(h^3): the kernel propagates the
-        # imaginary parts as forward tangents (fastgc._network_kernel.complex_step_derivatives).
-        from .._network_kernel import complex_step_derivatives
-
+        # imaginary parts as forward tangents (fastgc._network._complex).
         with PARALLEL_LOCK:
-            out = complex_step_derivatives(self._net, self._theta, self._X, self._Y,
-                                           self._to_net[index], h, max_memory=self._max_memory)
+            out = self._state.complex_step_derivatives(self._to_net[index], h)
         return Deltas(out * h, np.zeros(len(index)), len(index))

@@ -1,0 +1,155 @@
+"""The network engine's set-up is built once per state and once per check, and a request cut
+into many calls gives the same numbers as one call.
+
+The references here are the state's own one-call results: what is tested is that caching the
+forward pass and the tables changes nothing, however requests are cut. (The numbers themselves
+are checked against extended-precision references in test_network_kernel.py and
+test_network_directions_complex.py.)
+"""
+
+import numpy as np
+import pytest
+from network_cases import make_case
+
+import fastgc
+from fastgc._mlp import MLP
+from fastgc._network import NetworkState
+from fastgc._objective import _network as network_objective
+
+# (depth, loss, output, hidden): relu chains (linear tables), tanh/sigmoid chains (Taylor
+# tables), a mixed one, and a softmax head.
+CASES = [(4, "ce", "softmax", "relu"), (4, "mse", "tanh", "tanh"), (3, "bce", "sigmoid", "sigmoid"),
+         (4, "mse", "identity", "leaky_relu")]  # fmt: skip
+# None: tables kept for the whole state; 1: one unit's (one example's) tables per build,
+# rebuilt on every call.
+MEMORY = [None, 1]
+
+
+def _requests(theta, seed):
+    rng = np.random.default_rng(seed)
+    P = theta.size
+    index = np.concatenate([rng.permutation(P), rng.integers(0, P, P)])
+    step = rng.choice([1e-7, -3e-5, 2e-3, -0.4], index.size)
+    return index, step
+
+
+def _cut(*arrays, parts=20):
+    return zip(*(np.array_split(a, parts) for a in arrays), strict=True)
+
+
+@pytest.mark.parametrize("max_memory", MEMORY, ids=["kept", "rebuilt"])
+@pytest.mark.parametrize("case", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_one_call_equals_twenty_chunks(case, max_memory):
+    depth, loss, out, hidden = case
+    net, theta, X, Y = make_case(depth, loss, out, hidden, 0.2, m=6, seed=depth)
+    index, step = _requests(theta, seed=1)
+    one = NetworkState(net, theta, X, Y, max_memory=max_memory)
+    cut = NetworkState(net, theta, X, Y, max_memory=max_memory)
+
+    d = one.coordinate_deltas(index, step)
+    for _ in range(2):  # a second pass reads the kept tables (or rebuilds them again)
+        chunks = [cut.coordinate_deltas(i, s) for i, s in _cut(index, step)]
+        assert np.array_equal(np.concatenate(chunks), d)
+
+    k = one.kink_mask(index, step)
+    assert np.array_equal(np.concatenate([cut.kink_mask(i, s) for i, s in _cut(index, step)]), k)
+
+    c = one.complex_step_derivatives(index)
+    assert np.array_equal(np.concatenate([cut.complex_step_derivatives(i) for (i,) in _cut(index)]),
+                          c)  # fmt: skip
+
+
+def _directions(theta, n, seed):
+    rng = np.random.default_rng(seed)
+    directions = []
+    for _ in range(n):
+        size = int(rng.integers(1, theta.size))
+        directions.append((rng.choice(theta.size, size, replace=False),
+                           rng.standard_normal(size)))  # fmt: skip
+    return directions, rng.choice([1e-6, -1e-3, 0.3], n)
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_directions_one_call_equals_twenty_chunks(case):
+    depth, loss, out, hidden = case
+    net, theta, X, Y = make_case(depth, loss, out, hidden, 0.2, m=6, seed=depth)
+    directions, steps = _directions(theta, 40, seed=2)
+    # One direction per batch (max_memory=1): the same matrix shapes however the request is
+    # cut, so the same bits.
+    one = NetworkState(net, theta, X, Y, max_memory=1)
+    cut = NetworkState(net, theta, X, Y, max_memory=1)
+    d, noise = one.direction_deltas(directions, steps)
+    parts = [cut.direction_deltas(directions[a : a + 2], steps[a : a + 2]) for a in range(0, 40, 2)]
+    assert np.array_equal(np.concatenate([p[0] for p in parts]), d)
+    assert np.array_equal(np.concatenate([p[1] for p in parts]), noise)
+    # Batched (the default budget): a call batches the directions it is given, and BLAS may
+    # round a product of another width differently in the last bit; far inside the noise.
+    state = NetworkState(net, theta, X, Y)
+    d, noise = state.direction_deltas(directions, steps)
+    parts = [state.direction_deltas(directions[a : a + 2], steps[a : a + 2])
+             for a in range(0, 40, 2)]  # fmt: skip
+    assert np.all(np.abs(np.concatenate([p[0] for p in parts]) - d) <= 0.1 * noise)
+    again = state.direction_deltas(directions, steps)  # the kept set-up: exactly as before
+    assert np.array_equal(again[0], d) and np.array_equal(again[1], noise)
+
+
+def _count_forward(monkeypatch):
+    calls = []
+    forward_cache = MLP.forward_cache
+
+    def counted(self, params, X):
+        calls.append(1)
+        return forward_cache(self, params, X)
+
+    monkeypatch.setattr(MLP, "forward_cache", counted)
+    return calls
+
+
+@pytest.mark.parametrize("max_memory", MEMORY, ids=["kept", "rebuilt"])
+def test_forward_pass_and_tables_are_built_once_per_state(monkeypatch, max_memory):
+    net, theta, X, Y = make_case(4, "ce", "softmax", "tanh", 0.1, m=5, seed=3)
+    calls = _count_forward(monkeypatch)
+    state = NetworkState(net, theta, X, Y, max_memory=max_memory)
+    assert len(calls) == 1
+    index, step = _requests(theta, seed=4)
+    directions, steps = _directions(theta, 6, seed=5)
+    for i, s in _cut(index, step):
+        state.coordinate_deltas(i, s)
+        state.kink_mask(i, s)
+        state.complex_step_derivatives(i)
+    for a in range(0, 6, 2):
+        state.direction_deltas(directions[a : a + 2], steps[a : a + 2])
+    assert len(calls) == 1
+    if max_memory is None:
+        # Everything fits: one table build for the whole state.
+        assert state._coordinates.builds == 1
+        assert state._complex.builds == 1
+    else:
+        # Nothing fits: tables for the units (examples) of each call, every call.
+        assert state._coordinates.builds > 20
+        assert state._complex.builds == 20 * X.shape[1]
+
+
+@pytest.mark.parametrize("options", [{"progress": True}, {"method": "richardson"},
+                                     {"method": "complex"}, {"directions": 2}])  # fmt: skip
+def test_a_check_sets_the_engine_up_once(monkeypatch, options, capsys):
+    net = MLP([4, 6, 5, 3], "relu", "ce")
+    params = net.init(seed=0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 7))
+    Y = np.eye(3)[:, rng.integers(0, 3, 7)]
+    grads = net.gradients(params, X, Y)
+    states = []
+
+    class Counted(NetworkState):
+        def __init__(self, *args, **kwargs):
+            states.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(network_objective, "NetworkState", Counted)
+    calls = _count_forward(monkeypatch)
+    result = fastgc.check(net, grads, params, X, Y, **options)
+    assert result.engine == "network" and result.passed
+    assert len(states) == 1
+    # The state's forward pass, and the objective's cost at the point (net(params, X, Y)).
+    assert len(calls) == 2
