@@ -274,9 +274,16 @@ class DirectionDeltas:
             if dA is None:
                 dZ = np.zeros((shape[0], k * m))
             else:
-                dZ = W @ dA
+                # One product per direction, always of shape (n_l, m): a direction's bits must
+                # not depend on which other directions share its batch (BLAS rounds a wider
+                # product's columns differently), so results are the same however the request
+                # is chunked.
+                dZ = np.empty((shape[0], k * m))
+                for jj in range(k):
+                    cols = slice(jj * m, (jj + 1) * m)
+                    dZ[:, cols] = W @ np.ascontiguousarray(dA[:, cols])
                 col_ss = np.sum(dA * dA, axis=0).reshape(k, m)
-                noise_ss += width * (col_ss @ U[li])
+                noise_ss += width * (col_ss * U[li]).sum(axis=1)
             for jj, j in enumerate(chunk):
                 pieces = dirs[j].pieces
                 cols = slice(jj * m, (jj + 1) * m)
@@ -301,7 +308,8 @@ class DirectionDeltas:
         DT = np.ascontiguousarray(dZ.T)  # (k m, nL)
         dc = _head_cols(loss, acts[-1], ZT, AT, YT, sy, DT, m).reshape(k, m)
         aD = np.abs(DT).reshape(k, m, -1)
-        head = np.einsum("jsc,sc->j", aD, head_w.T) + np.einsum("jsc,jsc->j", aD, aD)
+        # per-direction reductions (no BLAS): independent of the batch, like the products above
+        head = (aD * head_w.T).sum(axis=(1, 2)) + (aD * aD).sum(axis=(1, 2))
         loss_diff = dc.sum(axis=1) / m
         scale = l2 / (2.0 * m)
         idx = np.asarray(chunk)
