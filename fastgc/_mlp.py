@@ -301,7 +301,23 @@ class MLP:
             As.append(A)
         return Zs, As
 
-    def _cost(self, params, Zs, As, Y):
+    def cost_from_cache(self, params, Zs, As, Y):
+        """The cost ``J`` from a forward pass already run (:meth:`forward_cache`).
+
+        Parameters
+        ----------
+        params : dict
+            The parameters the forward pass ran with (for the L2 penalty).
+        Zs, As : list of ndarray
+            :meth:`forward_cache`'s output.
+        Y : ndarray, shape (nL, m)
+            Validated labels (:meth:`check_data`).
+
+        Returns
+        -------
+        float
+            Exactly what ``net(params, X, Y)`` returns.
+        """
         m = Y.shape[1]
         A = As[-1]
         if self.loss == "bce":
@@ -349,7 +365,7 @@ class MLP:
         params = self._check_params(params)
         X, Y = self.check_data(X, Y)
         Zs, As = self.forward_cache(params, X)
-        return self._cost(params, Zs, As, Y), {"Z": Zs, "A": As}
+        return self.cost_from_cache(params, Zs, As, Y), {"Z": Zs, "A": As}
 
     def __call__(self, params, X, Y):
         """The cost ``J(params; X, Y)``: the model as a cost callable ``cost(params, *args)``."""

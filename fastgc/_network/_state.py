@@ -83,6 +83,11 @@ class NetworkState:
         self._complex = None
         self._directions = None
 
+    def base_cost(self) -> float:
+        """``J(theta)``, from the forward pass already run (no second pass)."""
+        f = self._forward
+        return self.net.cost_from_cache(f.params, f.Zs, f.As, self._Y)
+
     @property
     def theta(self):
         """The point, as the float64 flat vector the kernels read."""

@@ -39,8 +39,8 @@ class NetworkObjective(Objective):
         self._net = net
         self._X, self._Y = net.check_data(*args)
         for label, data in (("X", self._X), ("Y", self._Y)):
-            bad = np.argwhere(~np.isfinite(data))
-            if bad.size:
+            bad = np.argwhere(~np.isfinite(data)) if not np.isfinite(data).all() else ()
+            if len(bad):
                 at = ", ".join(str(int(i)) for i in bad[0])
                 raise ValueError(f"{label} has a non-finite value {data[tuple(bad[0])]} at "
                                  f"{label}[{at}]")
@@ -52,11 +52,8 @@ class NetworkObjective(Objective):
             self._to_net[b.offset : b.stop] = net_offsets[b.key] + np.arange(b.size)
         # The engine's set-up (forward pass, packing; tables on first use), once per check.
         self._state = NetworkState(net, self._theta, self._X, self._Y, max_memory=max_memory)
-        self.base_cost = self._full_cost(self._theta, "at the unperturbed parameters")
+        self.base_cost = as_cost_value(self._state.base_cost(), "at the unperturbed parameters")
         self.noise = rounding_noise(self.base_cost)
-
-    def _full_cost(self, theta_net, where):
-        return as_cost_value(self._net(self._net.unflatten(theta_net), self._X, self._Y), where)
 
     def at_coordinates(self, index, step):
         with PARALLEL_LOCK:
