@@ -131,26 +131,39 @@ def test_forward_pass_and_tables_are_built_once_per_state(monkeypatch, max_memor
         assert state._complex.builds == 20 * X.shape[1]
 
 
-@pytest.mark.parametrize("options", [{"progress": True}, {"method": "richardson"},
-                                     {"method": "complex"}, {"directions": 2}])  # fmt: skip
-def test_a_check_sets_the_engine_up_once(monkeypatch, options, capsys):
-    net = MLP([4, 6, 5, 3], "relu", "ce")
+@pytest.mark.parametrize("options", [{"progress": True}, {"progress": False},
+                                     {"method": "richardson"}, {"method": "complex"},
+                                     {"directions": 2}, {"subset": 0.7, "progress": True},
+                                     {"max_memory": 4096, "progress": True}])  # fmt: skip
+@pytest.mark.parametrize("dims", [[4, 6, 5, 3], [12, 20, 10, 3]], ids=["tiny", "chunked"])
+def test_a_check_sets_the_engine_up_once(monkeypatch, options, dims, capsys):
+    # [12, 20, 10, 3] has 503 parameters: 1006 perturbations, which the evaluator cuts into
+    # chunks; every chunk, Richardson iteration and kink follow-up must reuse the one state.
+    net = MLP(dims, "relu", "ce")
     params = net.init(seed=0)
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((4, 7))
+    X = rng.standard_normal((dims[0], 7))
     Y = np.eye(3)[:, rng.integers(0, 3, 7)]
     grads = net.gradients(params, X, Y)
     states = []
+
+    requests = []
 
     class Counted(NetworkState):
         def __init__(self, *args, **kwargs):
             states.append(1)
             super().__init__(*args, **kwargs)
 
+        def coordinate_deltas(self, index, step):
+            requests.append(len(index))
+            return super().coordinate_deltas(index, step)
+
     monkeypatch.setattr(network_objective, "NetworkState", Counted)
     calls = _count_forward(monkeypatch)
     result = fastgc.check(net, grads, params, X, Y, **options)
     assert result.engine == "network" and result.passed
     assert len(states) == 1
-    # The state's forward pass, and the objective's cost at the point (net(params, X, Y)).
-    assert len(calls) == 2
+    # The state's forward pass, which also gives the cost at the point.
+    assert len(calls) == 1
+    if dims[0] == 12 and "directions" not in options and options.get("method") != "complex":
+        assert len(requests) > 1  # the work really came in several chunks
