@@ -1,0 +1,69 @@
+"""CheckResult holds data only: it pickles, and compares field by field (seconds excepted)."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import fastgc
+
+
+def _problem():
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((6, 6))
+    A = A @ A.T
+    params = {"W": rng.standard_normal((2, 3)), "b": rng.standard_normal(4)}
+
+    def cost(p):
+        x = np.concatenate([p["W"].ravel(), p["b"][:0]])
+        return 0.5 * x @ A @ x + np.sum(p["b"] ** 3)
+
+    def grad(p):
+        x = p["W"].ravel()
+        return {"W": (A @ x).reshape(2, 3), "b": 3 * p["b"] ** 2}
+
+    return cost, grad, params
+
+
+@pytest.mark.parametrize("options", [{}, {"subset": 3}, {"directions": 2},
+                                     {"method": "richardson"}, {"method": "complex"}])
+@pytest.mark.parametrize("wrong", [False, True])
+def test_a_result_pickles_and_compares_equal(options, wrong):
+    cost, grad, params = _problem()
+    g = grad(params)
+    if wrong:
+        g["W"][1, 2] += 0.5
+    result = fastgc.check(cost, g, params, **options)
+    assert result.passed is not wrong
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy == result
+    assert str(copy) == str(result)  # the report, worst entries included
+    assert [str(e) for e in copy.worst(3)] == [str(e) for e in result.worst(3)]
+    again = fastgc.check(cost, g, params, **options)
+    assert again == result  # a fresh run: equal, though its seconds differ
+
+
+def test_results_that_differ_compare_unequal():
+    cost, grad, params = _problem()
+    one = fastgc.check(cost, grad(params), params)
+    g = grad(params)
+    g["b"][0] *= 1 + 1e-3
+    other = fastgc.check(cost, g, params)
+    assert one != other
+    assert one != "not a result"
+    # one bit of one number is enough
+    shifted = pickle.loads(pickle.dumps(one))
+    shifted.blocks["W"].difference = np.nextafter(shifted.blocks["W"].difference, 1.0)
+    assert shifted != one
+
+
+def test_mode_and_method_are_separate():
+    cost, grad, params = _problem()
+    assert (fastgc.check(cost, grad(params), params).mode,
+            fastgc.check(cost, grad(params), params).method) == ("full", "central")
+    d = fastgc.check(cost, grad(params), params, directions=2)
+    assert (d.mode, d.method) == ("directions", "two-step")
+    s = fastgc.check(cost, grad(params), params, subset=3, method="richardson")
+    assert (s.mode, s.method) == ("subset", "richardson")
+    with pytest.raises(ValueError, match="pass directions=k"):
+        fastgc.check(cost, grad(params), params, method="two-step")
