@@ -12,10 +12,10 @@ from ._driver import Problem, run
 from ._evaluator import Evaluator
 from ._layout import Layout
 from ._localise import DEFAULT_BUDGET
-from ._objective import ENGINES, make_objective
+from ._objective import engine_names, make_objective
 from ._plan import make_plan
 from ._progress import progress_bar
-from ._scheme import DEFAULT_CENTRAL_STEP, METHODS, SCHEMES
+from ._scheme import DEFAULT_CENTRAL_STEP, SCHEMES
 
 __all__ = ["assert_gradients_close", "check"]
 
@@ -33,10 +33,10 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
     if not callable(cost):
         raise TypeError(f"cost must be callable, cost(params, *args) -> float; got "
                         f"{type(cost).__name__}")
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if engine not in engine_names():
+        raise ValueError(f"engine must be one of {engine_names()}, not {engine!r}")
+    if method not in SCHEMES:
+        raise ValueError(f"method must be one of {tuple(SCHEMES)}, not {method!r}")
     if progress not in (None, True, False):
         raise TypeError(f"progress must be True, False or None, not {progress!r}")
     if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(

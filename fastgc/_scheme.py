@@ -365,4 +365,3 @@ class TwoStepDirections(Scheme):
 
 
 SCHEMES = {s.name: s for s in (Central(), Richardson(), ComplexStep(), TwoStepDirections())}
-METHODS = tuple(SCHEMES)

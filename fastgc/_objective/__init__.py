@@ -10,7 +10,7 @@ import sys
 
 from ._base import CostError, Deltas, Objective
 
-__all__ = ["ENGINES", "CostError", "Deltas", "Objective", "batched", "make_objective"]
+__all__ = ["CostError", "Deltas", "Objective", "batched", "engine_names", "make_objective"]
 
 def batched(cost):
     """Mark ``cost`` as batch-aware, for the stacked engine.
@@ -53,7 +53,11 @@ _ENGINE_CLASSES = {
     "numba": ("._numba", "NumbaObjective"),
     "network": ("._network", "NetworkObjective"),
 }
-ENGINES = ("auto", *_ENGINE_CLASSES)
+
+
+def engine_names() -> tuple:
+    """The ``engine=`` values: ``"auto"`` and every registered engine."""
+    return ("auto", *_ENGINE_CLASSES)
 
 
 def make_objective(cost, layout, theta, args, engine="auto", max_memory=None):
