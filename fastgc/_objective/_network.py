@@ -46,28 +46,35 @@ class NetworkObjective(Objective):
                                  f"{label}[{at}]")
         self._theta = net.flatten(params)  # validates every key and shape
         # Where each of the layout's coordinates sits in the network's flat vector.
-        net_offsets = {b.key: b.offset for b in net.layout.blocks}
-        self._to_net = np.empty(layout.size, dtype=np.int64)
-        for b in layout.blocks:
-            self._to_net[b.offset : b.stop] = net_offsets[b.key] + np.arange(b.size)
+        if [b.key for b in layout.blocks] == [b.key for b in net.layout.blocks]:
+            self._to_net = None  # the network's own order (the usual case): no mapping
+        else:
+            net_offsets = {b.key: b.offset for b in net.layout.blocks}
+            self._to_net = np.empty(layout.size, dtype=np.int64)
+            for b in layout.blocks:
+                self._to_net[b.offset : b.stop] = net_offsets[b.key] + np.arange(b.size)
         # The engine's set-up (forward pass, packing; tables on first use), once per check.
         self._state = NetworkState(net, self._theta, self._X, self._Y, max_memory=max_memory)
         self.base_cost = as_cost_value(self._state.base_cost(), "at the unperturbed parameters")
         self.noise = rounding_noise(self.base_cost)
 
+    def _net_index(self, index):
+        """The network's flat indices of the layout's coordinates ``index``."""
+        return index if self._to_net is None else self._to_net[index]
+
     def at_coordinates(self, index, step):
         with PARALLEL_LOCK:
-            out = self._state.coordinate_deltas(self._to_net[index], step)
+            out = self._state.coordinate_deltas(self._net_index(index), step)
         return self._deltas(out)
 
     def kink_mask(self, index, step):
         with PARALLEL_LOCK:
-            return self._state.kink_mask(self._to_net[index], step)
+            return self._state.kink_mask(self._net_index(index), step)
 
     def along_directions(self, directions, step):
         # Differences propagated layer by layer (no subtraction of two totals): see
         # fastgc._network._directions.
-        net_directions = [(self._to_net[np.asarray(indices, dtype=np.int64)], values)
+        net_directions = [(self._net_index(np.asarray(indices, dtype=np.int64)), values)
                           for indices, values in directions]
         with PARALLEL_LOCK:
             out, noise = self._state.direction_deltas(net_directions,
@@ -81,5 +88,5 @@ class NetworkObjective(Objective):
         # Im J(theta + i h e_k) = h dJ/dtheta_k up to O(h^3): the kernel propagates the
         # imaginary parts as forward tangents (fastgc._network._complex).
         with PARALLEL_LOCK:
-            out = self._state.complex_step_derivatives(self._to_net[index], h)
+            out = self._state.complex_step_derivatives(self._net_index(index), h)
         return Deltas(out * h, np.zeros(len(index)), len(index))
