@@ -132,3 +132,22 @@ def test_stacked_cost_returning_the_wrong_batch_size():
 def test_batched_rejects_non_callables():
     with pytest.raises(TypeError, match="batched expects a callable"):
         fastgc.batched(3)
+
+
+def test_network_engine_takes_params_in_any_key_order():
+    # The user's dict order is the layout's; the engine maps it onto the network's own order.
+    net = fastgc.MLP([3, 4, 2], "tanh", "mse")
+    params = net.init(seed=1)
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((3, 5)), rng.standard_normal((2, 5))
+    grads = net.gradients(params, X, Y)
+    shuffled = {k: params[k] for k in ["b2", "W1", "W2", "b1"]}
+    grads["dW2"] = grads["dW2"] * 2
+    ordered = fastgc.check(net, grads, params, X, Y, engine="network")
+    other = fastgc.check(net, grads, shuffled, X, Y, engine="network")
+    loop = fastgc.check(net, grads, shuffled, X, Y, engine="loop")
+    assert list(other.blocks) == ["b2", "W1", "W2", "b1"]
+    for k in params:
+        np.testing.assert_array_equal(other.numeric[k], ordered.numeric[k])
+        np.testing.assert_allclose(other.numeric[k], loop.numeric[k], rtol=1e-6, atol=1e-9)
+    assert [n for n, b in other.blocks.items() if not b.passed] == ["W2"]
