@@ -34,7 +34,7 @@ __all__ = ["LayerResult", "ModelResult", "check_model"]
 # (STYLE: tolerances derive from the dtype). A wiring error is O(1) relative.
 CHAIN_RTOL = float(np.finfo(np.float64).eps ** 0.5)
 
-INPUT_CHECKS = ("directions", "full", "none")
+INPUT_CHECKS = ("subset", "directions", "full", "none")
 
 
 @dataclass
@@ -328,8 +328,8 @@ def _layer(index, name, spec, parameters, gradients):
 
 
 # -- validation ----------------------------------------------------------------------------------
-def _check_model_iv(layers, X, loss, grads, dX, input_check, input_directions, chain_rtol,
-                    parameters, gradients):
+def _check_model_iv(layers, X, loss, grads, dX, input_check, input_subset, input_directions,
+                    chain_rtol, parameters, gradients):
     if isinstance(layers, dict):
         items = [(str(k), v) for k, v in layers.items()]
     elif isinstance(layers, (list, tuple)):
@@ -348,11 +348,12 @@ def _check_model_iv(layers, X, loss, grads, dX, input_check, input_directions, c
         raise TypeError("loss must be callable: loss(out, *args) -> (value, dout)")
     if input_check not in INPUT_CHECKS:
         raise ValueError(f"input_check must be one of {INPUT_CHECKS}, not {input_check!r}")
-    if isinstance(input_directions, bool) or not isinstance(input_directions,
-                                                            (int, np.integer)):
-        raise TypeError("input_directions must be an int")
-    if input_directions < 1:
-        raise ValueError(f"input_directions must be at least 1, not {input_directions}")
+    for name, value in (("input_subset", input_subset),
+                        ("input_directions", input_directions)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, not {value}")
     if not (isinstance(chain_rtol, (int, float)) and chain_rtol > 0):
         raise ValueError(f"chain_rtol must be a positive number, not {chain_rtol!r}")
     X = np.asarray(X)
@@ -388,8 +389,8 @@ def _relative(g, r):
     return float(np.linalg.norm(g - r) / denom) if denom else 0.0
 
 
-def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="directions",
-                input_directions=2, exclude=None, chain_rtol=CHAIN_RTOL,
+def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="subset",
+                input_subset=256, input_directions=2, exclude=None, chain_rtol=CHAIN_RTOL,
                 parameters="parameters", gradients="gradients", **options):
     """Check a whole model layer by layer, and that its gradients are the chain of the layers'.
 
@@ -425,13 +426,18 @@ def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="d
         ``dX`` there is nothing to compare the chain with, and only the layers are checked.
     dX : array, optional
         The model's gradient with respect to ``X``, compared with the chain's.
-    input_check : {"directions", "full", "none"}
-        How each layer's input gradient is checked: along ``input_directions`` random
-        directions (default: the activations usually outnumber the parameters, and a wrong
-        input gradient changes every directional derivative), at every coordinate, or not at
-        all.
+    input_check : {"subset", "full", "directions", "none"}
+        How each layer's input gradient is checked: at ``input_subset`` seeded random
+        coordinates (default: the activations usually outnumber the parameters, and a wrong
+        formula shows at most coordinates), at every coordinate, along ``input_directions``
+        random directions (sees every entry, but only for smooth layers: a direction through
+        a kink, such as the tied zeros that a max-pool gets from a relu, makes it fail), or
+        not at all. Coordinates at a kink are judged by one-sided differences.
+    input_subset : int
+        Coordinates per layer input when ``input_check="subset"`` (an input no larger is
+        checked whole).
     input_directions : int
-        Directions per input block when ``input_check="directions"``.
+        Directions per layer input when ``input_check="directions"``.
     exclude : str, list of str or callable, optional
         Parameters left out of every check (``"running_mean"``), matched in each layer.
     chain_rtol : float
@@ -501,8 +507,8 @@ def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="d
     (False, ['0:affine_forward'])
     """
     start = time.perf_counter()
-    built, X = _check_model_iv(layers, X, loss, grads, dX, input_check, input_directions,
-                               chain_rtol, parameters, gradients)
+    built, X = _check_model_iv(layers, X, loss, grads, dX, input_check, input_subset,
+                               input_directions, chain_rtol, parameters, gradients)
     matcher = exclusion(exclude)
     try:
         # One recorded forward pass.
@@ -529,7 +535,7 @@ def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="d
         results = []
         for layer in built:
             results.append(_check_layer(layer, inputs[layer.index], matcher, input_check,
-                                        input_directions, options))
+                                        input_subset, input_directions, options))
     finally:
         for layer in built:
             if layer.kind == "module":
@@ -552,7 +558,7 @@ def _input_options(options):
     return {k: v for k, v in options.items() if k not in ("subset", "directions")}
 
 
-def _check_layer(layer, x, matcher, input_check, input_directions, options):
+def _check_layer(layer, x, matcher, input_check, input_subset, input_directions, options):
     x_name = layer.x_name
 
     def user_excludes(path):
@@ -567,6 +573,8 @@ def _check_layer(layer, x, matcher, input_check, input_directions, options):
         inp_options = _input_options(options)
         if input_check == "directions":
             inp_options.update(directions=int(input_directions), method="central")
+        elif input_check == "subset" and np.size(x) > input_subset:
+            inp_options.update(subset=int(input_subset))
         inp = layer.check(x, lambda p: p != x_name, inp_options)
     passed = all(r is None or r.passed for r in (params, inp))
     return LayerResult(layer.index, layer.name, params, inp, passed=passed)
