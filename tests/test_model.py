@@ -360,10 +360,16 @@ def object_model():
 
 def test_object_model_passes_and_keeps_its_state():
     layers, X, y = object_model()
+    for layer in layers:  # gradients left over from an earlier backward (they accumulate)
+        for g in layer.gradients.values():
+            g += 1.0
     before = [copy.deepcopy(layer.__dict__) for layer in layers]
     ids = [{k: id(v) for k, v in layer.__dict__.items()} for layer in layers]
     out = X  # the model's own forward and backward, on copies, as a user would
     model = copy.deepcopy(layers)
+    for layer in model:
+        for g in layer.gradients.values():
+            g[...] = 0.0
     for layer in model:
         out = layer.forward(out)
     dout = softmax_loss(out, y)[1]
@@ -422,3 +428,13 @@ def test_bad_options(cnn):
     shared = Tanh()
     with pytest.raises(ValueError, match="the same layer object twice"):
         fastgc.check_model([shared, shared], np.ones((2, 3)))
+
+
+def test_a_layer_bug_explains_the_chain_break_below_it():
+    # The model's gradients come from a correct backward, fastgc's chain runs through a wrong
+    # relu: the chain breaks below the relu, and the blame stays on the relu alone.
+    layers, X, y, grads, dX = mlp_model()
+    layers[3] = (relu_forward, lambda dout, x: dout * (x > 0.5))
+    result = fastgc.check_model(layers, X, y, loss=softmax_loss, grads=grads, dX=dX)
+    assert result.chain_passed is False and not result["3:relu_forward"].passed
+    assert result.guilty == ["3:relu_forward"]
