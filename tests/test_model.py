@@ -438,3 +438,17 @@ def test_a_layer_bug_explains_the_chain_break_below_it():
     result = fastgc.check_model(layers, X, y, loss=softmax_loss, grads=grads, dX=dX)
     assert result.chain_passed is False and not result["3:relu_forward"].passed
     assert result.guilty == ["3:relu_forward"]
+
+
+def test_readme_model_example_runs(capsys):
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### Whole models, layer by layer"):
+                   text.index("### Defaults, and why")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    scope = {}
+    exec(compile("import numpy as np, fastgc\n" + code, "README.md", "exec"), scope)
+    assert scope["result"].guilty == ["0:affine_forward"]
+    assert "check_model FAILED" in capsys.readouterr().out
