@@ -8,6 +8,7 @@ check_vjp               check a backward pass (vector-Jacobian product) of a vec
 check_jvp               check a forward-mode Jacobian-vector product
 check_layer             check a forward/backward pair (``affine_forward``, ``affine_backward``)
 check_module            check a stateful layer object (``parameters``, ``forward``, ``backward``)
+check_model             check a whole model layer by layer, and that its gradients chain the layers'
 CostError               raised when a cost returns something that is not a finite real scalar
 Float32Warning          warned when float32 parameters are upcast to float64
 assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
@@ -35,6 +36,7 @@ __all__ = [
     "check",
     "check_jvp",
     "check_layer",
+    "check_model",
     "check_module",
     "check_vjp",
     "gc_utils",
@@ -50,6 +52,7 @@ _LAZY = {
     "check_jvp": "._layers",
     "check_layer": "._layers",
     "check_module": "._layers",
+    "check_model": "._model",
     "CostError": "._objective._base",
     "Float32Warning": "._layout",
     "assert_gradients_close": "._check",

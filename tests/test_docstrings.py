@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["fastgc._check", "fastgc._objective", "fastgc._exercise", "fastgc._mlp",
-           "fastgc._layers"]
+           "fastgc._layers", "fastgc._model"]
 
 
 @pytest.mark.parametrize("name", MODULES)
