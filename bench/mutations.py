@@ -71,6 +71,13 @@ CONSTANT_PINS = [
     "tests/test_methods.py::test_richardson_counts_and_error_estimates",
 ]
 
+# Tests that fail on main itself, whatever the mutation (deselected so that the baseline
+# passes; each with why). Remove an entry when its test is fixed.
+KNOWN_FAILING = [
+    # one-direction batches differ from the batched GEMM by 2.8e-17 > atol = 1e-3 x noise
+    "tests/test_network_directions_complex.py::test_batching_threads_and_order",
+]
+
 _IGNORE = shutil.ignore_patterns(".git", ".pytest_cache", "*.egg-info", ".ruff_cache",
                                  ".hypothesis")
 
@@ -95,7 +102,7 @@ def _pytest(copy: Path, tests: list[str], first: bool, timeout: float) -> tuple[
            "--no-header", *tests]
     if first:
         cmd.append("-x")
-    for pin in CONSTANT_PINS:
+    for pin in CONSTANT_PINS + KNOWN_FAILING:
         cmd += ["--deselect", pin]
     start = time.perf_counter()
     try:
