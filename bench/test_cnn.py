@@ -185,4 +185,30 @@ def test_cnn(benchmark, cnn, how):
             assert all(r.params is None or r.params.mode == "full" for r in result.layers)
             if "whole" in cnn["times"]:
                 info["speedup"] = cnn["times"]["whole"] / median
+            if os.environ.get("FASTGC_BENCH_RECORD") and "whole" in cnn["times"]:
+                _record(cnn, median, result.nfev)
+        cnn["times"][how] = (median, info)
     benchmark.extra_info.update(info)
+
+
+def _record(cnn, layered_s, layered_nfev):
+    """``FASTGC_BENCH_RECORD=1``: write this run's rows into bench/results.json (the README's
+    ``cnn`` block is generated from them, ``python bench/readme_numbers.py``)."""
+    import json
+    import platform
+
+    path = os.path.join(os.path.dirname(__file__), "results.json")
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    whole_s, whole = cnn["times"]["whole-model-loop"]
+    data["cnn"] = {
+        "params": cnn["P"], "subset": whole["checked"], "subset_s": whole_s,
+        "whole_extrapolated_s": whole["extrapolated_s"], "layered_s": layered_s,
+        "layered_nfev": layered_nfev, "speedup": whole["extrapolated_s"] / layered_s,
+        "rounds": ROUNDS,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                   f"load average {os.getloadavg()[0]:.1f} at the end of the run",
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")

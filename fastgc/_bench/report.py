@@ -10,7 +10,7 @@ import math
 
 from .workloads import Workload
 
-__all__ = ["fmt_seconds", "format_table", "plot", "targets"]
+__all__ = ["fmt_seconds", "format_table", "plot", "readme_blocks", "targets", "update_readme"]
 
 
 def fmt_seconds(s: float) -> str:
@@ -167,3 +167,181 @@ def plot(data: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+# ---- the README's numbers, generated from bench/results.json ---------------------------------
+# The README's measured numbers live between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``
+# and are written by :func:`readme_blocks` from the raw numbers (``fastgc bench --json`` plus
+# ``bench/readme_numbers.py --measure``); ``tests/test_readme_numbers.py`` checks that the README
+# holds exactly what the JSON gives.
+_ROW_ORDER = ["exercise-loop", "loop", "stacked", "network", "kernel", "network-subset",
+              "network-directions", "network-richardson", "network-complex", "stacked-complex",
+              "check_grad", "check_grad-random", "jacobian", "numdifftools", "gradcheck",
+              "gradcheck-fast"]
+
+
+def _spread(r: dict) -> str:
+    times = [t for t in r.get("times") or [] if math.isfinite(t)]
+    if len(times) < 2:
+        return f"{fmt_seconds(r['seconds'])}{'*' if r['extrapolated'] else ''} (1 call)"
+    star = "*" if r["extrapolated"] else ""
+    # an extrapolated row's calls timed a subset: scale them as its median was scaled
+    scale = r["seconds"] / sorted(times)[len(times) // 2] if r["extrapolated"] else 1.0
+    lo, hi = fmt_seconds(min(times) * scale), fmt_seconds(max(times) * scale)
+    return f"{fmt_seconds(r['seconds'])}{star} ({lo}-{hi})"
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return "-"
+    if r["status"] != "ok":
+        return "capped" if r["status"].startswith("skipped") else r["status"]
+    text = _spread(r)
+    if r["contender"] not in ("exercise-loop",) and r.get("speedup") and \
+            r["contender"] in ("loop", "stacked", "network", "kernel"):
+        text += f", {r['speedup']:,.1f}x" if r["speedup"] < 100 else f", {r['speedup']:,.0f}x"
+    return text
+
+
+def performance_table(data: dict) -> str:
+    """The README's performance table: per contender and workload the median of the timed
+    calls, with their range (min-max) in brackets, ``*`` where extrapolated from a subset; the
+    engines' speed-up over the exercise's loop; the flop floor last."""
+    names = list(data["workloads"])
+    by = {(r["workload"], r["contender"]): r for r in data["rows"]}
+    head = "| contender | " + " | ".join(
+        f"{w} (P={data['workloads'][w]['params']:,})" for w in names) + " |"
+    lines = [head, "|---" * (len(names) + 1) + "|"]
+    contenders = [c for c in _ROW_ORDER if any((w, c) in by for w in names)]
+    contenders += sorted({r["contender"] for r in data["rows"]} - set(contenders))
+    for c in contenders:
+        label = next(r["label"] for r in data["rows"] if r["contender"] == c).strip()
+        lines.append(f"| {label} | " + " | ".join(_cell(by.get((w, c))) for w in names) + " |")
+    floors = data.get("floors", {})
+    lines.append("| flop floor of a full check | "
+                 + " | ".join(fmt_seconds(floors[w]) if w in floors else "-" for w in names)
+                 + " |")
+    return "\n".join(lines)
+
+
+def nfev_text(data: dict) -> str:
+    """Evaluations per full check, per engine and method, from the measured counts."""
+    counts = data.get("nfev_by_engine", {})
+    if not counts:
+        return ""
+    P = counts["params"]
+    lines = [f"| engine | central | richardson | complex | directions=2 ({counts['blocks']} "
+             f"blocks) |", "|---|---|---|---|---|"]
+
+    def rel(n, method):
+        if n is None:
+            return "-"
+        if method == "directions" and n == 4 * 2 * counts["blocks"] + 1:
+            return f"{n:,} = 4 x 2 x {counts['blocks']} + 1"
+        for base, name in ((2 * P, "2P"), (P, "P")):
+            if abs(n - base) <= 20:
+                d = n - base
+                return f"{n:,} = {name} {'+' if d >= 0 else '-'} {abs(d)}"
+        return f"{n:,} = {n / P:.2f} P"
+
+    for engine, row in counts["engines"].items():
+        lines.append(f"| {engine} | " + " | ".join(rel(row.get(m), m) for m in
+                                                   ("central", "richardson", "complex",
+                                                    "directions")) + " |")
+    return "\n".join(lines)
+
+
+def targets_table(data: dict) -> str:
+    """The targets judged on this results.json (``met`` as the runner judged it)."""
+    lines = ["| target | measured | goal | |", "|---|---|---|---|"]
+    for t in data.get("targets", []):
+        v = t["measured"]
+        shown = "-" if v is None else (f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100
+                                         else f"{v:,.0f}")
+        met = {True: "met", False: "not met", None: "not run"}[t["met"]]
+        lines.append(f"| {t['target']} | {shown} | {t['goal']} | {met} |")
+    return "\n".join(lines)
+
+
+def startup_text(data: dict) -> str:
+    """Start-up rows, and the cold first run of ``fastgc demo`` (empty numba cache)."""
+    lines = [f"- {s['name']}: {fmt_seconds(s['seconds'])} ({s['note']})"
+             for s in data.get("startup", [])]
+    cold = data.get("cold_demo")
+    if cold:
+        t = sorted(cold["seconds"])
+        lines.append(f"- `{cold['command']}`: {fmt_seconds(t[len(t) // 2])} median of "
+                     f"{len(t)} runs ({fmt_seconds(t[0])}-{fmt_seconds(t[-1])}); "
+                     f"{cold['note']}")
+    return "\n".join(lines)
+
+
+def accuracy_text(data: dict) -> str:
+    """The exercise network's fixed backprop: relative difference by engine and step."""
+    acc = data.get("accuracy")
+    if not acc:
+        return ""
+    lines = [f"| {acc['title']} | " + " | ".join(acc["columns"]) + " |",
+             "|---" * (len(acc["columns"]) + 1) + "|"]
+    for name, values in acc["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2g}" for v in values) + " |")
+    return "\n".join(lines)
+
+
+def machine_text(data: dict) -> str:
+    """The machine line under the tables."""
+    m = data["machine"]
+    text = (f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']} "
+            f"({m['blas']}, {m['blas_threads']} BLAS thread), numba {m['numba']} "
+            f"({m['numba_threads']} threads); DGEMM {data['dgemm_gflops']:.0f} GFLOP/s "
+            f"({data['dgemm_gflops_one_thread']:.0f} on one core); {data['repeat']} timed "
+            "calls per row (fewer where marked).")
+    if data.get("note"):
+        text += " " + data["note"]
+    return text
+
+
+def cnn_text(data: dict) -> str:
+    """The hand-written CNN: whole model by the loop engine vs layer by layer."""
+    c = data.get("cnn")
+    if not c:
+        return ""
+    return "\n".join([
+        "| full central check of every parameter | time | how |",
+        "|---|---|---|",
+        f"| whole model, `fastgc.check(cost, grads, params, X, y, engine=\"loop\")` | "
+        f"{fmt_seconds(c['whole_extrapolated_s'])}* | {c['subset']} coordinates (stratified "
+        f"subset) timed at {fmt_seconds(c['subset_s'])}, scaled by P / {c['subset']} |",
+        f"| layer by layer, `fastgc.check_model(layers, X, y, loss=..., grads=..., dX=...)` | "
+        f"{fmt_seconds(c['layered_s'])} ({c['speedup']:.0f}x) | every parameter, each layer's "
+        f"input at 256 coordinates, the loss, the chain; {c['layered_nfev']:,} layer "
+        "evaluations |",
+        "",
+        f"P = {c['params']:,}; {c['rounds']} timed call(s) per row; {c['machine']}.",
+    ])
+
+
+README_BLOCKS = {
+    "cnn": cnn_text,
+    "performance-table": performance_table,
+    "machine": machine_text,
+    "nfev": nfev_text,
+    "targets": targets_table,
+    "startup": startup_text,
+    "accuracy": accuracy_text,
+}
+
+
+def readme_blocks(data: dict) -> dict:
+    """Every generated README block, ``{name: markdown}``."""
+    return {name: fn(data) for name, fn in README_BLOCKS.items()}
+
+
+def update_readme(text: str, data: dict) -> str:
+    """``text`` with each ``<!-- bench:NAME -->...<!-- /bench:NAME -->`` block regenerated."""
+    import re
+
+    for name, body in readme_blocks(data).items():
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+        text = pattern.sub(lambda m, b=body: m.group(1) + b + "\n" + m.group(2), text)
+    return text
