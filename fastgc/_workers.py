@@ -192,10 +192,12 @@ def _dumps(spec: EngineSpec) -> bytes:
     try:
         return dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        parts = [("the cost", spec.cost)]
+        # The most specific culprit first: a closure variable of the cost, then the cost.
+        parts = []
         for name, cell in zip(getattr(getattr(spec.cost, "__code__", None), "co_freevars", ()),
                               getattr(spec.cost, "__closure__", None) or (), strict=False):
             parts.append((f"the cost's closure variable {name!r}", cell.cell_contents))
+        parts.append(("the cost", spec.cost))
         parts += [(f"args[{k}]", arg) for k, arg in enumerate(spec.args)]
         parts.append(("params (its layout)", spec.layout))
         culprit = next((name for name, obj in parts if not _picklable(dumps, obj)), None)
