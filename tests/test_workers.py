@@ -313,3 +313,34 @@ def test_ctrl_c_cancels_dask_work(cluster, loop_problem):
     while any(cluster.processing().values()) and time.perf_counter() < deadline:
         time.sleep(0.05)
     assert not any(cluster.processing().values())
+
+
+class _CountingExecutor(concurrent.futures.ProcessPoolExecutor):
+    """Counts the chunks that carry the check's spec (the data sent to a worker)."""
+
+    specs = 0
+
+    def submit(self, fn, *args, **kwargs):
+        if fn is _workers.evaluate_chunk and args[1] is not None:
+            type(self).specs += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_spec_is_sent_about_once_per_worker(loop_problem):
+    cost, grad, params, X, Y = loop_problem
+    with _CountingExecutor(2, mp_context=multiprocessing.get_context("spawn")) as executor:
+        # richardson: a dozen chunks in several requests
+        r = fastgc.check(cost, grad, params, X, Y, method="richardson", workers=executor)
+    assert r.nfev > 3000
+    # One per worker, plus one for each chunk that reached a worker before its spec did.
+    assert 2 <= _CountingExecutor.specs <= 4
+
+
+def test_scaling_bench_rows():
+    from fastgc._bench.scaling import format_scaling, scaling_rows
+
+    rows = scaling_rows((1, 2), repeat=1, name="exercise", coordinates=20)
+    assert [(r["engine"], r["workers"]) for r in rows] == [
+        ("loop", 1), ("loop", 2), ("network", 1), ("network", 2)]
+    assert rows[0]["efficiency"] == 1.0 and all(r["seconds"] > 0 for r in rows)
+    assert "efficiency" in format_scaling(rows, name="exercise", coordinates=20)
