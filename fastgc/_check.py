@@ -206,7 +206,7 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         Invalid arguments (named, with the key or coordinate) before any work is done; a cost
         that returns a non-scalar, NaN or inf (with the coordinate and step); with
         ``workers``, a cost or args that cannot be pickled (named).
-    fastgc._workers.WorkerError
+    WorkerError
         A worker died twice on the same chunk of work (named by its coordinates).
 
     Notes

@@ -8,6 +8,11 @@ kernel cannot be interrupted inside a call, so chunking is what makes a long che
 promptly. The chunks depend on the request's size only, never on whether a bar is drawn, so a
 check computes the same bits on a terminal and in a pipe. The engine's set-up is built once,
 before the first request, and shared by every chunk.
+
+With ``workers=`` (``fastgc._workers``) the same chunks go to worker processes, each with an
+engine of its own built once per check, and are joined by chunk index as they come back: the
+chunks never depend on the number of workers, so neither do the bits. The engine built here
+still provides the name, the noise and the kink mask (no cost evaluations).
 """
 
 from __future__ import annotations

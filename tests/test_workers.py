@@ -18,8 +18,7 @@ import pytest
 from problems import network_problem
 
 import fastgc
-from fastgc import _workers
-from fastgc._workers import WorkerError
+from fastgc import WorkerError, _workers
 
 loky = pytest.importorskip("loky")
 
