@@ -11,6 +11,7 @@ check_module            check a stateful layer object (``parameters``, ``forward
 check_model             check a whole model layer by layer, and that its gradients chain the layers'
 CostError               raised when a cost returns something that is not a finite real scalar
 Float32Warning          warned when float32 parameters are upcast to float64
+WorkerError             raised when ``check(..., workers=...)`` loses a chunk of work twice
 assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
 CheckResult             what ``check`` returns
 MLP                     fastgc's dense network (the exercise's, any depth); a cost for ``check``
@@ -30,6 +31,7 @@ __all__ = [
     "CostError",
     "Float32Warning",
     "MLP",
+    "WorkerError",
     "__version__",
     "assert_gradients_close",
     "batched",
@@ -58,6 +60,7 @@ _LAZY = {
     "assert_gradients_close": "._check",
     "CheckResult": "._result",
     "MLP": "._mlp",
+    "WorkerError": "._workers",
     "batched": "._objective",
     "gradient_check": "._exercise",
     "gradient_check_n": "._exercise",

@@ -16,6 +16,7 @@ from ._objective import engine_names, make_objective
 from ._plan import make_plan
 from ._progress import progress_bar
 from ._scheme import DEFAULT_CENTRAL_STEP, SCHEMES
+from ._workers import EngineSpec, Workers, check_workers
 
 __all__ = ["assert_gradients_close", "check"]
 
@@ -25,10 +26,11 @@ _MIN_STEP = 1e-13
 
 
 def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, directions,
-              seed, budget, max_memory, progress, exclude=None):
+              seed, budget, max_memory, progress, exclude=None, workers=None):
     """Validate and normalise every argument of :func:`check` (kernels never re-check).
 
-    Returns the plan, the scheme and the :class:`~fastgc._driver.Problem`.
+    Returns the plan, the scheme, the :class:`~fastgc._driver.Problem` and ``workers``
+    normalised (None: in this process).
     """
     if not callable(cost):
         raise TypeError(f"cost must be callable, cost(params, *args) -> float; got "
@@ -39,6 +41,7 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
         raise ValueError(f"method must be one of {tuple(SCHEMES)}, not {method!r}")
     if progress not in (None, True, False):
         raise TypeError(f"progress must be True, False or None, not {progress!r}")
+    workers = check_workers(workers)
     if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(
             max_memory, (int, np.integer)) or max_memory < 1):
         raise ValueError(f"max_memory must be a positive int (bytes) or None, not "
@@ -105,12 +108,12 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
         grad = grad(layout.unflatten(theta.copy()), *args)
     analytic, ignored = layout.flatten_gradient(grad, "grad")
     problem = Problem(layout, theta, analytic, ignored, eps, threshold, rng, int(budget))
-    return make_plan(subset, directions), scheme, problem
+    return make_plan(subset, directions), scheme, problem, workers
 
 
 def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
           method="central", subset=None, directions=None, seed=0, budget=DEFAULT_BUDGET,
-          max_memory=None, progress=None, exclude=None):
+          max_memory=None, progress=None, exclude=None, workers=None):
     """Check an analytic gradient against finite differences of the cost.
 
     Parameters
@@ -181,6 +184,15 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         key at any depth, a path prefix (``"layers[1]"``), or a predicate called with each
         entry's path name. They are handed to ``cost`` as read-only copies, and their
         gradients may be left out of ``grad``.
+    workers : int, concurrent.futures.Executor or distributed.Client, optional
+        Where the cost evaluations run. None or 1: in this process. An int: fastgc's own pool
+        of that many processes (``-1``: one per core; needs loky, ``pip install
+        "fastgc[workers]"``), kept for later checks and closed at exit. An Executor (loky,
+        ``ProcessPoolExecutor``, ``mpi4py.futures.MPIPoolExecutor``, ...): used, never shut
+        down. A ``distributed.Client``: the check's data is scattered to every worker once.
+        The cost, params and args are pickled once (cloudpickle: lambdas work) and each worker
+        builds the engine from them once; the result is bit-identical for any number of
+        workers. Each worker limits numba and BLAS threads to its share of the cores.
 
     Returns
     -------
@@ -192,7 +204,10 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     ------
     TypeError, ValueError
         Invalid arguments (named, with the key or coordinate) before any work is done; a cost
-        that returns a non-scalar, NaN or inf (with the coordinate and step).
+        that returns a non-scalar, NaN or inf (with the coordinate and step); with
+        ``workers``, a cost or args that cannot be pickled (named).
+    WorkerError
+        A worker died twice on the same chunk of work (named by its coordinates).
 
     Notes
     -----
@@ -223,12 +238,20 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     'dparams is 2 x the numeric gradient'
     """
     start = time.perf_counter()
-    plan, scheme, problem = _check_iv(cost, grad, params, args, eps, threshold, engine, method,
-                                      subset, directions, seed, budget, max_memory, progress,
-                                      exclude)
+    plan, scheme, problem, workers = _check_iv(cost, grad, params, args, eps, threshold,
+                                               engine, method, subset, directions, seed,
+                                               budget, max_memory, progress, exclude, workers)
     engine = make_objective(cost, problem.layout, problem.theta, args, engine,
                             max_memory=max_memory)
-    evaluator = Evaluator(engine, progress_bar(progress))
+    pool = None
+    if workers is not None:
+        try:
+            pool = Workers(workers, EngineSpec(cost, problem.layout, problem.theta, tuple(args),
+                                               engine.name, max_memory))
+        except BaseException:
+            engine.close()
+            raise
+    evaluator = Evaluator(engine, progress_bar(progress), pool)
     try:
         return run(plan, scheme, evaluator, problem, start)
     finally:

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--blas-threads", type=int, default=1,
                        help="OPENBLAS_NUM_THREADS for the timed process (default 1; 0 keeps "
                             "the BLAS default)")
+    bench.add_argument("--workers", metavar="N,N,...", default=None,
+                       help="instead of the table: time one check against workers= (e.g. "
+                            "1,2,4) for a black-box numpy cost and the network engine")
     bench.add_argument("--json", metavar="FILE", help="write the raw numbers")
     bench.add_argument("--plot", metavar="FILE.png", help="log-log time vs parameters "
                        "(needs matplotlib)")
@@ -61,6 +64,18 @@ def main(argv=None) -> int:
 
             for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
                 os.environ.setdefault(var, str(args.blas_threads))
+        if args.workers is not None:
+            try:
+                counts = [int(w) for w in args.workers.split(",")]
+            except ValueError:
+                counts = [0]
+            if min(counts) < 1:
+                parser.error(f"--workers: positive ints separated by commas, not "
+                             f"{args.workers!r}")
+            from ._bench.scaling import format_scaling, scaling_rows
+
+            print(format_scaling(scaling_rows(counts, repeat=args.repeat)))
+            return 0
         from ._bench import CONTENDERS, WORKLOADS
         from ._bench import main as bench_main
 

@@ -8,6 +8,11 @@ kernel cannot be interrupted inside a call, so chunking is what makes a long che
 promptly. The chunks depend on the request's size only, never on whether a bar is drawn, so a
 check computes the same bits on a terminal and in a pipe. The engine's set-up is built once,
 before the first request, and shared by every chunk.
+
+With ``workers=`` (``fastgc._workers``) the same chunks go to worker processes, each with an
+engine of its own built once per check, and are joined by chunk index as they come back: the
+chunks never depend on the number of workers, so neither do the bits. The engine built here
+still provides the name, the noise and the kink mask (no cost evaluations).
 """
 
 from __future__ import annotations
@@ -34,6 +39,15 @@ def chunk_bounds(n: int, min_chunk: int = MIN_CHUNK) -> list[tuple[int, int]]:
 class Evaluator:
     """Requests to one engine for the duration of one check.
 
+    Parameters
+    ----------
+    engine : Objective
+        The engine, built in this process (its base cost, noise and kink mask are used here).
+    progress : ProgressBar, optional
+        Told after each completed chunk.
+    workers : Workers, optional
+        Where the chunks run (``fastgc._workers``); None: in this process, with ``engine``.
+
     Attributes
     ----------
     name : str
@@ -42,56 +56,83 @@ class Evaluator:
         The engine's rounding estimate of one cost difference (from the base cost).
     nfev : int
         Cost evaluations so far, counted from what each engine call returned (the base point
-        included).
+        included; not the base point each worker evaluates to build its own engine).
     """
 
-    def __init__(self, engine, progress=None):
+    def __init__(self, engine, progress=None, workers=None):
         self._engine = engine
         self._progress = progress
+        self._workers = workers
         self.name = engine.name
         self.noise = engine.noise
         self.nfev = engine.setup_nfev
 
-    def _run(self, n: int, call, min_chunk: int = MIN_CHUNK) -> Deltas:
+    def _run(self, n: int, method: str, slice_args, describe,
+             min_chunk: int = MIN_CHUNK) -> Deltas:
+        """``engine.<method>(*slice_args(a, b))`` over the chunks ``(a, b)`` of ``range(n)``,
+        joined in order; ``describe(a, b)`` names a chunk in a worker error."""
         bounds = chunk_bounds(n, min_chunk)
-        if len(bounds) == 1:
-            d = call(0, n)
+        if self._workers is None and len(bounds) == 1:
+            d = getattr(self._engine, method)(*slice_args(0, n))
             self.nfev += d.nfev
             return d
-        values, noise = np.empty(n), np.empty(n)
         start_time = time.perf_counter()
+        done = [0]
+
+        def report(k):
+            a, b = bounds[k]
+            done[0] += b - a
+            if self._progress is not None:
+                self._progress.update(done[0], n, time.perf_counter() - start_time)
+
         try:
-            for start, stop in bounds:
-                d = call(start, stop)
-                values[start:stop], noise[start:stop] = d.values, d.noise
-                self.nfev += d.nfev
-                if self._progress is not None:
-                    self._progress.update(stop, n, time.perf_counter() - start_time)
+            if self._workers is None:
+                parts = []
+                for k, (a, b) in enumerate(bounds):
+                    parts.append(getattr(self._engine, method)(*slice_args(a, b)))
+                    report(k)
+            else:
+                parts = self._workers.map(method, [slice_args(a, b) for a, b in bounds],
+                                          describe=lambda k: describe(*bounds[k]), done=report)
         finally:
             if self._progress is not None:
                 self._progress.finish()
-        return Deltas(values, noise, 0)
+        self.nfev += sum(d.nfev for d in parts)
+        if len(parts) == 1:
+            return parts[0]
+        return Deltas(np.concatenate([d.values for d in parts]),
+                      np.concatenate([d.noise for d in parts]), 0)
+
+    def _coordinates(self, index):
+        name = self._engine.layout.coordinate_name
+        return lambda a, b: (f"coordinates {name(int(index[a]))} to {name(int(index[b - 1]))} "
+                             f"({b - a} points)")
 
     def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> Deltas:
         """``J(theta + step[j] e_{index[j]}) - J(theta)`` for each j."""
-        return self._run(len(index), lambda a, b: self._engine.at_coordinates(index[a:b],
-                                                                              step[a:b]))
+        return self._run(len(index), "at_coordinates", lambda a, b: (index[a:b], step[a:b]),
+                         self._coordinates(index))
 
     def along_directions(self, directions, step: np.ndarray) -> Deltas:
         """``J(theta + step[j] v_j) - J(theta)`` for ``(indices, values)`` directions."""
         # A direction perturbs a whole block: a few per chunk already make a long chunk.
-        return self._run(len(directions),
-                         lambda a, b: self._engine.along_directions(directions[a:b], step[a:b]),
-                         min_chunk=8)
+        return self._run(len(directions), "along_directions",
+                         lambda a, b: (directions[a:b], step[a:b]),
+                         lambda a, b: f"directions {a} to {b - 1} of a request of "
+                                      f"{len(directions)}", min_chunk=8)
 
     def complex_at_coordinates(self, index: np.ndarray, h: float) -> Deltas:
         """``Im J(theta + i h e_{index[j]})`` for each j."""
-        return self._run(len(index), lambda a, b: self._engine.complex_at_coordinates(
-            index[a:b], h))
+        return self._run(len(index), "complex_at_coordinates", lambda a, b: (index[a:b], h),
+                         self._coordinates(index))
 
     def kink_mask(self, index: np.ndarray, step: np.ndarray):
-        """The engine's exact kink mask, or None (no cost evaluations)."""
+        """The engine's exact kink mask, or None (no cost evaluations; in this process)."""
         return self._engine.kink_mask(index, step)
 
     def close(self) -> None:
-        self._engine.close()
+        try:
+            if self._workers is not None:
+                self._workers.close()
+        finally:
+            self._engine.close()
