@@ -126,7 +126,11 @@ class Layout:
         leaf_slot: dict[tuple, int | None] = {}
         fixed: dict[tuple, np.ndarray] = {}
         for path, value in leaves:
-            name, label = _path_name(path), argname + _path_suffix(path)
+            name = _path_name(path)
+
+            def label(path=path):  # spelled out only for a message: a check makes many
+                return argname + _path_suffix(path)
+
             array = _as_real_array(value, label)
             hit = excluded_by(name, path) if excluded_by is not None else None
             if hit:
@@ -137,9 +141,9 @@ class Layout:
                 fixed[path], leaf_slot[path] = frozen, None
                 continue
             if array.size == 0:
-                raise ValueError(f"{label} is empty (shape {array.shape}): nothing to check")
+                raise ValueError(f"{label()} is empty (shape {array.shape}): nothing to check")
             if array.dtype == np.float32:
-                upcast.append(label)
+                upcast.append(label())
             leaf_slot[path] = len(blocks)
             key = (path if flat_kind is None or excluded_by is not None
                    else int(path[0]) if isinstance(path[0] if path else None, _Index)
@@ -387,16 +391,17 @@ class _Index(int):
 def _skeleton(value, path: tuple, argname: str, leaves: list):
     """The structure's skeleton: ``("dict", type, keys, children)``, ``("seq", type,
     children)`` or ``(_LEAF, path)``; appends ``(path, value)`` for every leaf."""
-    where = argname + _path_suffix(path)
     if isinstance(value, dict):
         if not value:
-            raise ValueError(f"{where} is an empty dict: there is nothing to check")
+            raise ValueError(f"{argname + _path_suffix(path)} is an empty dict: there is "
+                             "nothing to check")
         keys = list(value)
         return ("dict", type(value), keys,
                 [_skeleton(value[k], (*path, k), argname, leaves) for k in keys])
     if isinstance(value, (list, tuple)) and (not path or not _is_numeric_nest(value)):
         if not value:
-            raise ValueError(f"{where} is an empty {type(value).__name__}")
+            raise ValueError(f"{argname + _path_suffix(path)} is an empty "
+                             f"{type(value).__name__}")
         return ("seq", type(value),
                 [_skeleton(v, (*path, _Index(i)), argname, leaves) for i, v in enumerate(value)])
     leaves.append((path, value))
@@ -544,8 +549,13 @@ def _label(argname: str, kind: str, key) -> str:
     return argname
 
 
-def _as_real_array(value, label: str) -> np.ndarray:
-    """``value`` as a real floating ndarray (not copied), or a TypeError naming ``label``."""
+def _as_real_array(value, label) -> np.ndarray:
+    """``value`` as a real floating ndarray (not copied), or a TypeError naming ``label`` (a
+    string, or a callable that makes it: only an error needs it)."""
+    if callable(label):
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.dtype.itemsize >= 4:
+            return value  # the common case, with nothing to name
+        label = label()
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{label} is a bool; parameters and gradients must be floating point")
     if isinstance(value, (int, float)):
