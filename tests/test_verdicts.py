@@ -1,0 +1,136 @@
+"""Right verdicts on real code: kinks at the point, float32 and noisy costs, complex-step safety
+per block, diagnoses along any axis, subset coverage.
+
+Every layer here is plain numpy, written as a user would write it (forward and backward by
+hand); only ``fastgc.check`` is under test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgc
+
+
+# ---- kinks at the point ----------------------------------------------------------------------
+def _fresh_relu_point(seed=0):
+    """A fresh 2-layer ReLU network: zero biases, an all-zero input row (a feature) and an
+    all-zero input column (an example), so every pre-activation of that example is exactly 0."""
+    rng = np.random.default_rng(seed)
+    p = {"W1": rng.standard_normal((5, 4)), "b1": np.zeros((5, 1)),
+         "W2": rng.standard_normal((3, 5)), "b2": np.zeros((3, 1))}
+    X = rng.standard_normal((4, 6))
+    X[1, :] = 0.0
+    X[:, 2] = 0.0
+    return p, X, rng.standard_normal((3, 6))
+
+
+def _relu_forward(p, X):
+    Z1 = p["W1"] @ X + p["b1"]
+    A1 = np.maximum(Z1, 0.0)
+    Z2 = p["W2"] @ A1 + p["b2"]
+    return Z1, A1, Z2, np.maximum(Z2, 0.0)
+
+
+def relu_cost(p, X, Y):
+    return 0.5 / X.shape[1] * np.sum((_relu_forward(p, X)[3] - Y) ** 2)
+
+
+def relu_grad(p, X, Y):
+    """Backprop with relu'(0) = 0, a valid one-sided derivative at every kink."""
+    Z1, A1, Z2, A2 = _relu_forward(p, X)
+    dZ2 = (A2 - Y) / X.shape[1] * (Z2 > 0)
+    dZ1 = (p["W2"].T @ dZ2) * (Z1 > 0)
+    return {"dW1": dZ1 @ X.T, "db1": dZ1.sum(1, keepdims=True),
+            "dW2": dZ2 @ A1.T, "db2": dZ2.sum(1, keepdims=True)}
+
+
+def _pool(x):
+    """2x2 max-pool of relu(x) (x: 4x4): windows as rows of a (4, 4) array."""
+    a = np.maximum(x, 0.0)
+    return a.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)
+
+
+POOL_WEIGHTS = np.array([1.5, -0.7, 2.0, 0.9])
+
+
+def pool_cost(x):
+    return float(POOL_WEIGHTS @ _pool(x).max(axis=1))
+
+
+def pool_grad(x):
+    """Upstream gradient to the first maximum of each window (numpy's argmax), times relu'."""
+    windows = _pool(x)
+    routed = np.zeros_like(windows)
+    routed[np.arange(4), windows.argmax(axis=1)] = POOL_WEIGHTS
+    g = routed.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)
+    return g * (x > 0)
+
+
+def _tied_pool_point():
+    # windows with tied maxima: exact zeros (relu at its kink) and tied positive values
+    return np.array([[0.0, 0.0, 0.7, 0.7],
+                     [-1.0, -0.5, 0.2, -0.3],
+                     [0.0, -2.0, 1.1, 0.4],
+                     [-0.1, 0.0, 1.1, 0.3]])
+
+
+@pytest.mark.parametrize("method", ["central", "richardson"])
+def test_fresh_relu_network_with_exact_zeros_passes(method):
+    p, X, Y = _fresh_relu_point()
+    # precondition (plain numpy): some pre-activation sits exactly at the kink
+    assert np.any(_relu_forward(p, X)[0] == 0.0)
+    result = fastgc.check(relu_cost, relu_grad, p, X, Y, method=method)
+    assert result.passed, result.report(color=False)
+    # the kinks at the point are reported per coordinate: the biases, whose step moves the
+    # zero pre-activations of the all-zero example
+    assert result.kinks and all(k.startswith(("b1[", "b2[")) for k in result.kinks)
+    assert "b1[0, 0]" in result.kinks
+
+
+def test_fresh_relu_network_passes_on_the_network_engine():
+    p, X, Y = _fresh_relu_point()
+    net = fastgc.MLP([4, 5, 3], "relu", "mse")  # relu hidden layer, identity output
+    result = fastgc.check(net, net.gradients(p, X, Y), p, X, Y)
+    assert result.engine == "network"
+    assert result.passed, result.report(color=False)
+    assert "b1[0, 0]" in result.kinks
+
+
+@pytest.mark.parametrize("method", ["central", "richardson"])
+def test_max_pool_with_tied_maxima_passes(method):
+    x = _tied_pool_point()
+    result = fastgc.check(pool_cost, pool_grad, x, method=method)
+    assert result.passed, result.report(color=False)
+    # x[0, 0] and x[0, 1] are tied zeros; x[0, 2], x[0, 3] tied maxima: kinks at the point
+    assert {"params[0, 0]", "params[0, 2]", "params[0, 3]"} <= set(result.kinks)
+
+
+@pytest.mark.parametrize("method", ["central", "richardson"])
+def test_a_wrong_gradient_at_a_kink_still_fails(method):
+    x = _tied_pool_point()
+    bad = pool_grad(x)
+    bad[0, 2] = 2 * POOL_WEIGHTS[1]  # outside [0, w] of the tied maxima (w = -0.7)... and 2x
+    result = fastgc.check(pool_cost, bad, x, method=method)
+    assert not result.passed
+    assert "outside the one-sided differences" in result.blocks["params"].diagnosis
+    assert "params[0, 2]" in result.blocks["params"].diagnosis
+    # and a wrong smooth entry next to the kinks
+    bad = pool_grad(x)
+    bad[2, 2] *= 2
+    result = fastgc.check(pool_cost, bad, x, method=method)
+    assert not result.passed
+    assert "params[2, 2]" in result.blocks["params"].diagnosis
+
+
+@pytest.mark.parametrize("engine", ["loop", "network"])
+def test_a_wrong_bias_gradient_at_the_fresh_point_fails(engine):
+    p, X, Y = _fresh_relu_point()
+    net = fastgc.MLP([4, 5, 3], "relu", "mse")
+    cost = relu_cost if engine == "loop" else net
+    g = relu_grad(p, X, Y) if engine == "loop" else net.gradients(p, X, Y)
+    g["db1"] = g["db1"] * 0.5
+    result = fastgc.check(cost, g, p, X, Y)
+    assert not result.passed
+    assert not result.blocks["b1"].passed
