@@ -9,6 +9,7 @@ runs or which method was named.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from ._kinks import find_kinks, one_sided_consistent
 from ._localise import localise_block
 from ._plan import random_direction
 from ._result import BlockResult, CheckResult, EntryTable
-from ._scheme import central, coordinate_steps
+from ._scheme import central, central_step, coordinate_steps
 from ._verdict import agree, block_norms, blocks_agree, relative_difference, score
 
 # A factor fitted to a failing block's directional derivatives is confirmed on this many fresh
@@ -66,6 +67,9 @@ class Problem:
 
 def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     """Run one check and build its result."""
+    # A lower-precision cost cannot resolve the default threshold: raise it to what it can.
+    noise = evaluator.cost_noise
+    problem = dataclasses.replace(problem, threshold=noise.threshold(problem.threshold))
     items = plan.select(problem.layout, problem.rng)
     if plan.items == "coordinates":
         measured = _measure_coordinates(scheme, evaluator, problem, items)
@@ -75,7 +79,7 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         diagnose_block = _DirectionDiagnosis(scheme, evaluator, problem, measured)
     blocks = judge_blocks(problem.layout, measured, problem.threshold, diagnose_block)
     smooth = ~measured.kinked
-    notes = plan.notes(problem.layout, items)
+    notes = noise.notes(problem.threshold) + plan.notes(problem.layout, items)
     if problem.layout.excluded:
         notes.append(f"excluded (not checked): {', '.join(problem.layout.excluded)}")
     if plan.items == "coordinates":
@@ -96,7 +100,7 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         seconds=float(time.perf_counter() - start),
         engine=evaluator.name,
         method=scheme.name,
-        step=scheme.step_text(problem.eps),
+        step=scheme.step_text(problem.eps, noise.central_step),
         checked=np.asarray(index),
         ignored_keys=list(problem.ignored_keys),
         notes=notes,
@@ -256,5 +260,6 @@ class _DirectionDiagnosis:
         if not index.size:
             return None
         p = self.p
-        estimate = central(self.evaluator, index, coordinate_steps(p.theta, index, p.eps))
+        estimate = central(self.evaluator, index,
+                           coordinate_steps(p.theta, index, p.eps, central_step(self.evaluator)))
         return _entry_table(p, index, estimate.numeric, estimate.error)

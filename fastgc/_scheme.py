@@ -67,6 +67,14 @@ class Estimate:
             self.first_step = self.step
 
 
+def central_step(objective) -> float:
+    """The central difference's relative step for ``objective``'s cost: the cube root of its
+    measured relative noise for a lower-precision cost (``fastgc._noise``), else the float64
+    default."""
+    step = getattr(getattr(objective, "cost_noise", None), "central_step", None)
+    return DEFAULT_CENTRAL_STEP if step is None else step
+
+
 def coordinate_steps(theta: np.ndarray, index: np.ndarray, eps: float | None,
                      relative: float = DEFAULT_CENTRAL_STEP) -> np.ndarray:
     """Steps for the coordinates ``index``.
@@ -135,12 +143,13 @@ def complex_step(objective, index: np.ndarray, h: float = COMPLEX_STEP) -> Estim
     return Estimate(numeric, 8 * _EPS * scale, np.full(len(index), h))
 
 
-def direction_steps(theta, directions, eps) -> np.ndarray:
-    """Step per direction: ``eps``, or the default step scaled by the RMS of the perturbed
+def direction_steps(theta, directions, eps,
+                    relative: float = DEFAULT_CENTRAL_STEP) -> np.ndarray:
+    """Step per direction: ``eps``, or the relative step scaled by the RMS of the perturbed
     parameters (at least 1)."""
     if eps is not None:
         return np.full(len(directions), float(eps))
-    return np.array([DEFAULT_CENTRAL_STEP * max(1.0, float(np.sqrt(np.mean(theta[d.indices] ** 2))))
+    return np.array([relative * max(1.0, float(np.sqrt(np.mean(theta[d.indices] ** 2))))
                      for d in directions])
 
 
@@ -171,7 +180,7 @@ def two_step_directions(objective, analytic_flat, theta, directions, eps) -> Dir
     2h`` (and the same at h/2), so the rounding of ``theta + h v`` (large when ``h v_i`` is
     tiny) cancels out of the comparison.
     """
-    steps = direction_steps(theta, directions, eps)
+    steps = direction_steps(theta, directions, eps, central_step(objective))
     pairs = [(d.indices, d.values) for d in directions]
     n = len(directions)
     both = central_directions(objective, pairs * 2, np.concatenate([steps, steps / 2]))
@@ -216,9 +225,11 @@ class Scheme:
     default_threshold = 1e-6
     error_model = ""
 
-    def step_text(self, eps) -> str:
-        return (f"eps {eps:g}" if eps is not None
-                else f"step {DEFAULT_CENTRAL_STEP:.2g} x max(1, |theta|)")
+    def step_text(self, eps, relative: float | None = None) -> str:
+        """The steps in words; ``relative`` is the central step chosen for a lower-precision
+        cost (None: the float64 default)."""
+        relative = DEFAULT_CENTRAL_STEP if relative is None else relative
+        return f"eps {eps:g}" if eps is not None else f"step {relative:.2g} x max(1, |theta|)"
 
     def rule_text(self, threshold: float) -> str:
         if not self.error_model:
@@ -263,7 +274,8 @@ class Central(Scheme):
     default_threshold = 1e-6
 
     def estimate(self, objective, theta, index, eps):
-        return central(objective, index, coordinate_steps(theta, index, eps))
+        return central(objective, index,
+                       coordinate_steps(theta, index, eps, central_step(objective)))
 
     def black_box_kinks(self, objective, index, estimate, suspects, analytic, threshold):
         # The one-sided slopes are already there: only suspects whose slopes disagree get the
@@ -283,7 +295,7 @@ class Richardson(Scheme):
     default_threshold = 1e-8
     error_model = "estimate (Richardson error model)"
 
-    def step_text(self, eps):
+    def step_text(self, eps, relative=None):
         first = f"{eps:g}" if eps is not None else f"{RICHARDSON_STEP:g} x max(1, |theta|)"
         return f"first step {first}, scipy.differentiate, order 4"
 
@@ -327,7 +339,7 @@ class ComplexStep(Scheme):
     error_model = "estimate (complex-step error model)"
     looks_for_kinks = False  # Re theta does not move: a kink is never crossed
 
-    def step_text(self, eps):
+    def step_text(self, eps, relative=None):
         return f"complex step h = {COMPLEX_STEP:g}"
 
     def estimate(self, objective, theta, index, eps):
@@ -372,8 +384,8 @@ class TwoStepDirections(Scheme):
     error_model = "extrapolated directional derivative"
     looks_for_kinks = False  # a kink shows in the extrapolation's error estimate instead
 
-    def step_text(self, eps):
-        return super().step_text(eps) + " and half of it"
+    def step_text(self, eps, relative=None):
+        return super().step_text(eps, relative) + " and half of it"
 
     def estimate_directions(self, objective, analytic_flat, theta, directions, eps):
         return two_step_directions(objective, analytic_flat, theta, directions, eps)
