@@ -149,7 +149,7 @@ def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -
 def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured:
     layout, theta, analytic = problem.layout, problem.theta, problem.analytic
     estimate = scheme.estimate(evaluator, theta, index, problem.eps)
-    scheme.validate(evaluator, layout, theta, index, estimate)
+    scheme.validate(evaluator, layout, theta, index, estimate, problem.rng)
     kinked = np.zeros(len(index), dtype=bool)
     consistent = np.ones(len(index), dtype=bool)
     if scheme.looks_for_kinks:

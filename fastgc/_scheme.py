@@ -240,8 +240,11 @@ class Scheme:
     def estimate(self, objective, theta, index, eps) -> Estimate:
         raise NotImplementedError
 
-    def validate(self, objective, layout, theta, index, estimate) -> None:
-        """Raise when the estimate cannot be trusted for this cost (default: always fine)."""
+    def validate(self, objective, layout, theta, index, estimate, rng) -> None:
+        """Raise when the estimate cannot be trusted for this cost (default: always fine).
+
+        ``rng`` is the check's generator: a scheme that draws from it spawns a child, so that
+        the plans' random stream is the same whichever scheme runs."""
 
     # kink policy: which coordinates to examine, and how to tell a kink without an engine mask
     looks_for_kinks = True
@@ -250,9 +253,10 @@ class Scheme:
         """Coordinates whose estimate may be spoilt by a kink: by default, the failing ones."""
         return failing
 
-    def black_box_kinks(self, objective, index, estimate, suspects) -> np.ndarray:
+    def black_box_kinks(self, objective, index, estimate, suspects, analytic,
+                        threshold) -> np.ndarray:
         """Which ``suspects`` (positions into ``index``) cross a kink, for a cost whose engine
-        cannot tell exactly."""
+        cannot tell exactly (``analytic``: the analytic values of ``index``)."""
         raise NotImplementedError
 
 
@@ -345,31 +349,50 @@ class ComplexStep(Scheme):
     def estimate(self, objective, theta, index, eps):
         return complex_step(objective, index)
 
-    def validate(self, objective, layout, theta, index, estimate):
-        """Cross-check a few complex-step estimates against central differences.
+    def validate(self, objective, layout, theta, index, estimate, rng):
+        """Cross-check a few complex-step estimates in every block against central differences.
 
-        A cost that uses abs, conj or |z|^2 runs on complex input without dropping the
-        imaginary part but is not complex-analytic: its complex step is wrong. Four coordinates
-        (the largest estimates) are compared with central differences at the default step.
+        A cost that uses abs, conj or |z|^2 (``np.var`` takes ``|x - mean|**2``) runs on
+        complex input without dropping the imaginary part but is not complex-analytic: its
+        complex step is wrong, and often in one block only (a batch norm's input, not its scale
+        and shift). So ``_PROBES`` random coordinates of each block are compared with central
+        differences, 2 evaluations each, drawn from a child of the check's generator.
         """
         from ._objective import CostError
 
         if objective.name == "network" or len(index) == 0:
             return  # fastgc's own network: analytic by construction (ReLU branches on Re z)
-        probe = np.argsort(-np.abs(estimate.numeric), kind="stable")[:4]
-        check = central(objective, index[probe], coordinate_steps(theta, index[probe], None))
+        try:
+            child = rng.spawn(1)[0]
+        except (AttributeError, TypeError, ValueError):  # a generator without a SeedSequence
+            child = np.random.default_rng(0)
+        block_of = layout.block_index(index)
+        probe = np.concatenate([
+            np.sort(child.choice(where, size=min(_PROBES, where.size), replace=False))
+            for where in (np.flatnonzero(block_of == b) for b in range(len(layout.blocks)))
+            if where.size])
+        check = central(objective, index[probe],
+                        coordinate_steps(theta, index[probe], None, central_step(objective)))
         gap = np.abs(check.numeric - estimate.numeric[probe])
-        allowed = SAFETY * check.error + 1e-6 * np.abs(check.numeric)
-        if np.any(gap > allowed):
-            j = int(probe[np.argmax(gap - allowed)])
+        scale = np.abs(check.numeric) + np.sqrt(np.mean(estimate.numeric ** 2))
+        allowed = SAFETY * check.error + 1e-6 * scale
+        bad = np.flatnonzero(gap > allowed)
+        if bad.size:
+            k = int(bad[np.argmax((gap - allowed)[bad])])
+            j = int(probe[k])
+            block = layout.blocks[int(block_of[j])]
             raise CostError(
-                "method='complex': the cost is not complex-analytic (it uses abs, conj, |z|**2 "
-                "or a branch on the imaginary part): at "
+                f"method='complex': the cost is not complex-analytic in block {block.name} (it "
+                "uses abs, conj, |z|**2 such as np.var, or a branch on the imaginary part): at "
                 f"{layout.coordinate_name(int(index[j]))} the complex step gives "
                 f"{estimate.numeric[j]:.10g} but central differences give "
-                f"{check.numeric[np.flatnonzero(probe == j)[0]]:.10g}. Use "
-                "method='richardson'."
+                f"{check.numeric[k]:.10g}. Use method='richardson'."
             )
+
+
+# Coordinates per block that the complex step's analyticity probe compares with central
+# differences.
+_PROBES = 3
 
 
 class TwoStepDirections(Scheme):

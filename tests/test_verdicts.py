@@ -211,3 +211,53 @@ def test_a_nondeterministic_cost_raises_cost_error(engine):
         dropout_cost = fastgc.batched(dropout_cost)
     with pytest.raises(fastgc.CostError, match="not deterministic.*[Dd]ropout"):
         fastgc.check(dropout_cost, tanh_grad, p, X, C, engine=engine)
+
+
+# ---- the complex step, block by block -------------------------------------------------------
+def _batch_norm(seed=0):
+    rng = np.random.default_rng(seed)
+    n, m = 4, 8
+    p = {"gamma": rng.uniform(0.5, 1.5, n), "beta": rng.standard_normal(n),
+         "X": rng.standard_normal((m, n))}
+    return p, rng.standard_normal((m, n))
+
+
+def bn_cost(p, C):
+    """Batch normalisation over the batch axis, with np.var (|x - mean|**2 on complex input)."""
+    X = p["X"]
+    xhat = (X - X.mean(axis=0)) / np.sqrt(np.var(X, axis=0) + 1e-5)
+    return np.sum(C * (p["gamma"] * xhat + p["beta"]))
+
+
+def bn_grad(p, C):
+    X = p["X"]
+    m = X.shape[0]
+    std = np.sqrt(np.var(X, axis=0) + 1e-5)
+    xhat = (X - X.mean(axis=0)) / std
+    dxhat = C * p["gamma"]
+    dX = (dxhat - dxhat.mean(axis=0) - xhat * (dxhat * xhat).sum(axis=0) / m) / std
+    return {"gamma": (C * xhat).sum(axis=0), "beta": C.sum(axis=0), "X": dX}
+
+
+def test_complex_step_on_batch_norm_is_refused_naming_the_input_block():
+    p, C = _batch_norm()
+    assert fastgc.check(bn_cost, bn_grad, p, C).passed  # the backward is right
+    # the complex step is right for gamma and beta, and wrong for X (np.var is not analytic)
+    with pytest.raises(fastgc.CostError, match=r"not complex-analytic in block X\b.*at X\["):
+        fastgc.check(bn_cost, bn_grad, p, C, method="complex")
+
+
+def test_the_complex_probe_leaves_the_subset_draw_alone():
+    # the probe draws from a child generator: the same seed checks the same coordinates
+    p, C = _batch_norm()
+
+    def analytic_bn(p, C):  # the variance written out: complex-analytic
+        X = p["X"]
+        d = X - X.mean(axis=0)
+        xhat = d / np.sqrt((d * d).mean(axis=0) + 1e-5)
+        return np.sum(C * (p["gamma"] * xhat + p["beta"]))
+
+    a = fastgc.check(analytic_bn, bn_grad, p, C, method="complex", subset=10, seed=5)
+    b = fastgc.check(analytic_bn, bn_grad, p, C, subset=10, seed=5)
+    assert a.passed and b.passed
+    np.testing.assert_array_equal(a.checked, b.checked)
