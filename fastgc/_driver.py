@@ -43,6 +43,7 @@ class Measured:
     error: np.ndarray
     kinked: np.ndarray
     consistent: np.ndarray
+    smooth: np.ndarray | None = None  # one-sided differences agree, far from the analytic
 
     def wrong(self, threshold: float) -> np.ndarray:
         """Items that fail on their own: beyond tolerance (smooth ones), or outside the
@@ -156,8 +157,14 @@ def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured
         kinked = find_kinks(evaluator, scheme, analytic, index, estimate, problem.threshold)
         consistent[kinked] = one_sided_consistent(evaluator, analytic, index[kinked],
                                                   estimate.step[kinked], problem.threshold)
+    smooth = None
+    if estimate.forward is not None:
+        # the one-sided slopes agree with each other ten times better than with the analytic
+        # value: the cost is smooth there, whatever the analytic value is
+        gap = np.abs(estimate.forward - estimate.backward)
+        smooth = gap <= 0.1 * np.abs(analytic[index] - estimate.numeric)
     return Measured(layout.block_index(index), analytic[index], estimate.numeric,
-                    estimate.error, kinked, consistent)
+                    estimate.error, kinked, consistent, smooth)
 
 
 class _CoordinateDiagnosis:
@@ -174,7 +181,9 @@ class _CoordinateDiagnosis:
             bad = [block.entry_name(int(i)) for i in local[inconsistent][:5]]
             return (f"{int(inconsistent.sum())} entries lie outside the one-sided differences "
                     f"across a kink: {', '.join(bad)}"), 0
-        return diagnose(block, self.m.analytic[sel], self.m.numeric[sel], wrong[sel], local), 0
+        smooth = None if self.m.smooth is None else self.m.smooth[sel]
+        return diagnose(block, self.m.analytic[sel], self.m.numeric[sel], wrong[sel], local,
+                        smooth), 0
 
 
 def _numeric_structure(layout, index, numeric):

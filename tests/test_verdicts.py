@@ -263,3 +263,86 @@ def test_the_complex_probe_leaves_the_subset_draw_alone():
     b = fastgc.check(analytic_bn, bn_grad, p, C, subset=10, seed=5)
     assert a.passed and b.passed
     np.testing.assert_array_equal(a.checked, b.checked)
+
+
+# ---- diagnoses along any axis ---------------------------------------------------------------
+T_STEPS = 4
+
+
+def _rnn(seed=0):
+    rng = np.random.default_rng(seed)
+    m, n, k = 3, 2, 4
+    p = {"W": 0.5 * rng.standard_normal((k, k)), "U": rng.standard_normal((k, n)),
+         "X": rng.standard_normal((m, T_STEPS, n))}  # batch x time x features
+    return p, rng.standard_normal((m, T_STEPS, k))
+
+
+def rnn_cost(p, C):
+    """h_t = tanh(h_{t-1} W^T + x_t U^T), h_0 = 0; J = sum_t <C_t, h_t>."""
+    h = np.zeros((p["X"].shape[0], p["W"].shape[0]))
+    J = 0.0
+    for t in range(T_STEPS):
+        h = np.tanh(h @ p["W"].T + p["X"][:, t] @ p["U"].T)
+        J += np.sum(C[:, t] * h)
+    return J
+
+
+def rnn_grad(p, C, through_time=True):
+    """Backprop through time; ``through_time=False`` drops the gradient that reaches h_t
+    from later time steps (the bug)."""
+    m, k = p["X"].shape[0], p["W"].shape[0]
+    hs = [np.zeros((m, k))]
+    for t in range(T_STEPS):
+        hs.append(np.tanh(hs[-1] @ p["W"].T + p["X"][:, t] @ p["U"].T))
+    g = {"W": np.zeros_like(p["W"]), "U": np.zeros_like(p["U"]), "X": np.zeros_like(p["X"])}
+    later = np.zeros((m, k))
+    for t in reversed(range(T_STEPS)):
+        dz = (C[:, t] + (later if through_time else 0.0)) * (1 - hs[t + 1] ** 2)
+        g["W"] += dz.T @ hs[t]
+        g["U"] += dz.T @ p["X"][:, t]
+        g["X"][:, t] = dz @ p["U"]
+        later = dz @ p["W"]
+    return g
+
+
+def test_a_recurrent_layer_without_backprop_through_time_is_diagnosed_along_time():
+    p, C = _rnn()
+    assert fastgc.check(rnn_cost, rnn_grad(p, C), p, C).passed
+    result = fastgc.check(rnn_cost, rnn_grad(p, C, through_time=False), p, C)
+    assert not result.blocks["X"].passed
+    assert result.blocks["X"].diagnosis == "dX[:, 0:3, :] disagree; dX[:, 3, :] agrees"
+
+
+def test_a_factor_per_slice():
+    # a gradient accumulated once where it should be twice, in row 1 only
+    M = np.arange(1.0, 13.0).reshape(3, 4)
+
+    def cost(w):
+        return np.sum(M * w)
+
+    g = M.copy()
+    g[1] *= 0.5
+    result = fastgc.check(cost, g, np.zeros((3, 4)))
+    assert result.blocks["params"].diagnosis == (
+        "rows [1] of dparams disagree; the other rows agree; row 1 is 0.5 x the numeric gradient")
+    cube = np.arange(1.0, 25.0).reshape(2, 3, 4)
+    g = cube.copy()
+    g[:, :, 0] *= 2
+    result = fastgc.check(lambda w: np.sum(cube * w), g, np.zeros((2, 3, 4)))
+    assert result.blocks["params"].diagnosis == (
+        "dparams[:, :, 0] disagree; dparams[:, :, 1:4] agree; dparams[:, :, 0] is 2 x the "
+        "numeric gradient")
+
+
+def test_batch_norm_costed_in_eval_mode_hints_at_a_different_function():
+    p, C = _batch_norm()
+    running_mean, running_var = np.full(4, 0.1), np.full(4, 8.0)
+
+    def eval_mode_cost(p, C):
+        xhat = (p["X"] - running_mean) / np.sqrt(running_var + 1e-5)
+        return np.sum(C * (p["gamma"] * xhat + p["beta"]))
+
+    result = fastgc.check(eval_mode_cost, bn_grad, p, C)  # the backward is train mode's
+    assert not result.blocks["X"].passed
+    assert "no simple pattern" in result.blocks["X"].diagnosis
+    assert "may differentiate a different function than the cost" in result.blocks["X"].diagnosis
