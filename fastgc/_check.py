@@ -157,7 +157,8 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         Check only this many coordinates (an int) or this fraction of them (a float in
         (0, 1]), drawn without replacement per block in proportion to its size, with at least
         8 per block (a smaller block is checked whole). ``result.checked`` lists them and
-        ``result.notes`` states the chance that a bug touching 1% of a block goes unseen.
+        ``result.notes`` states, per block, the chance that a bug touching 1% of it goes
+        unseen, and that a single wrong entry does (``1 - k/n``): a pass is probabilistic.
     directions : int, optional
         Check ``directions`` random directions per block instead of coordinates: each costs
         one +/- pair whatever the block's size. A failing block is then bisected down to its
@@ -250,6 +251,13 @@ def assert_gradients_close(cost, grad, params, *args, **options):
     AssertionError
         When it fails; the message is the full report (which blocks, what factor, worst
         entries).
+
+    Notes
+    -----
+    With ``subset=`` a pass is probabilistic: only the drawn coordinates are checked, so a
+    single wrong entry of a block of n, k of them checked, goes unseen with probability
+    ``1 - k/n`` (``result.notes`` states it per block). Use a full check, or ``directions=``,
+    for a test that must catch any wrong entry.
 
     Examples
     --------

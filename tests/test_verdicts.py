@@ -346,3 +346,21 @@ def test_batch_norm_costed_in_eval_mode_hints_at_a_different_function():
     assert not result.blocks["X"].passed
     assert "no simple pattern" in result.blocks["X"].diagnosis
     assert "may differentiate a different function than the cost" in result.blocks["X"].diagnosis
+
+
+# ---- subset coverage ------------------------------------------------------------------------
+def test_subset_note_states_the_chance_a_single_wrong_entry_goes_unseen():
+    x = np.linspace(-1.0, 1.0, 400)
+    result = fastgc.check(lambda v: np.sum(np.sin(v)), np.cos(x), x, subset=40, seed=1)
+    note = next(n for n in result.notes if n.startswith("subset check"))
+    assert "a pass is probabilistic" in note
+    assert "params 40/400:" in note and "0.9 (one entry)" in note  # 1 - 40/400
+    # and a single wrong entry is indeed missed unless drawn
+    bad = np.cos(x)
+    missed = int(np.setdiff1d(np.arange(400), result.checked)[0])
+    bad[missed] += 1.0
+    assert fastgc.check(lambda v: np.sum(np.sin(v)), bad, x, subset=40, seed=1).passed
+
+
+def test_assert_gradients_close_says_a_subset_pass_is_probabilistic():
+    assert "a pass is probabilistic" in fastgc.assert_gradients_close.__doc__
