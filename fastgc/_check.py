@@ -194,6 +194,9 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     TypeError, ValueError
         Invalid arguments (named, with the key or coordinate) before any work is done; a cost
         that returns a non-scalar, NaN or inf (with the coordinate and step).
+    CostError
+        (a ValueError) A cost that is not deterministic (``J(params)`` differs between two
+        calls), or not complex-analytic under ``method="complex"`` (naming the block).
 
     Notes
     -----
@@ -201,14 +204,18 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     parameter block passes when ``||g - a|| <= threshold (||g|| + ||a||)`` plus 10 times the
     estimated rounding error of the numeric gradient (so a correct block whose gradient is tiny
     is not failed by noise); the check passes when every block does. A full
-    check costs two cost evaluations per parameter, plus one at ``params``.
+    check costs two cost evaluations per parameter, plus one at ``params``, plus 7 (13 at a
+    kink or in lower precision) to measure the cost's own noise (not on the network engine):
+    a nondeterministic cost raises ``CostError``, and a cost that computes in lower precision
+    (float32) is checked at the step and threshold its noise allows, as the report states.
 
     With ``"richardson"`` and ``"complex"`` the "rounding error" is each estimate's own error
     estimate (Richardson's, from the disagreement of its extrapolations; the complex step's, a
     few ulps), so the threshold follows the numerics instead of a fixed number.
 
-    A coordinate whose step crosses a kink (a ReLU switching; the network engine detects it
-    exactly, other engines by estimates that disagree across step sizes) is not
+    A coordinate with a kink within its step or at the point itself (a ReLU switching, a zero
+    pre-activation, a tie in a max; the network engine detects it exactly, other engines by
+    one-sided slopes that stay apart or estimates that move when the step is cut) is not
     differentiable within the step: it is reported in ``result.kinks`` and judged by whether
     the analytic value lies between the forward and backward differences.
 
