@@ -236,7 +236,11 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
                                       exclude)
     engine = make_objective(cost, problem.layout, problem.theta, args, engine,
                             max_memory=max_memory)
-    evaluator = Evaluator(engine, progress_bar(progress))
+    try:
+        evaluator = Evaluator(engine, progress_bar(progress))  # measures the cost's noise
+    except BaseException:
+        engine.close()
+        raise
     try:
         return run(plan, scheme, evaluator, problem, start)
     finally:
