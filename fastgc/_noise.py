@@ -139,8 +139,17 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
             fine = _table(objective, direction, _TABLE_STEP / _FINER)
             nfev += 2 * _SIDE
             coarse = fine if fine > coarse / 3 else 0.0
-    except Exception:  # noqa: BLE001 - the check itself reports a bad cost, with its coordinate
+    except CostError:
+        # A NaN, inf or non-scalar at a perturbed point: the check reports it itself, with the
+        # coordinate and step (the table's points move every coordinate at once).
         return CostNoise(abs(again), abs(base_cost), 1)
+    except Exception as exc:
+        # The user's own error propagates (nothing is retried or hidden), saying where.
+        if hasattr(exc, "add_note"):
+            exc.add_note("fastgc: raised while measuring the cost's noise, at theta + t v: "
+                         "every coordinate moved along a fixed random direction v by about "
+                         f"{_TABLE_STEP:g} x max(1, |theta|)")
+        raise
     # the repeat's difference is noise too (a threaded sum's last bits)
     return CostNoise(max(coarse, abs(again)), abs(base_cost), nfev)
 

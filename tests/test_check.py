@@ -597,10 +597,15 @@ def test_cost_raising_at_base_point_propagates():
 
 
 def test_cost_raising_at_perturbed_point_propagates_with_coordinate():
-    base = _params()["b"][1]
+    params = _params()
+    base = params["b"][1]
+    others = np.concatenate([params["W"].ravel(), params["b"][[0]]])
 
     def cost(p):
-        if p["b"][1] != base:
+        # raises when b[1] alone moves: at its own central steps, after the noise table (whose
+        # points move every coordinate)
+        if p["b"][1] != base and np.array_equal(
+                np.concatenate([p["W"].ravel(), p["b"][[0]]]), others):
             raise _Boom("user bug")
         return _cost(p)
 
@@ -610,6 +615,20 @@ def test_cost_raising_at_perturbed_point_propagates_with_coordinate():
         notes = " ".join(info.value.__notes__)
         assert "fastgc" in notes
         assert re.search(r"b\[1\] [+-] 6\.06e-06", notes)
+
+
+def test_cost_raising_in_the_noise_table_propagates_saying_so():
+    base = _params()["b"][1]
+
+    def cost(p):
+        if p["b"][1] != base:  # any move of b[1]: the noise table's first point already
+            raise _Boom("user bug")
+        return _cost(p)
+
+    with pytest.raises(_Boom, match="user bug") as info:
+        fastgc.check(cost, _grad(), _params())
+    if sys.version_info >= (3, 11):
+        assert "while measuring the cost's noise" in " ".join(info.value.__notes__)
 
 
 def test_grad_callable_raising_propagates():
