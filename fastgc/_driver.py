@@ -209,7 +209,8 @@ def _kink_notes(layout, index, measured) -> list[str]:
     more = f" and {n_kinks - 5} more" if n_kinks > 5 else ""
     verdict = ("all consistent" if consistent.all()
                else f"{int((~consistent).sum())} inconsistent")
-    return [f"{n_kinks} coordinate(s) not differentiable within the step (a kink is crossed): "
+    return [f"{n_kinks} coordinate(s) not differentiable within the step (a kink crossed by "
+            "the step or at the point itself, result.kinks lists each): "
             f"{', '.join(names)}{more}; judged against the one-sided differences instead: "
             f"{verdict}"]
 
