@@ -371,3 +371,41 @@ def test_subset_note_states_the_chance_a_single_wrong_entry_goes_unseen():
 
 def test_assert_gradients_close_says_a_subset_pass_is_probabilistic():
     assert "a pass is probabilistic" in fastgc.assert_gradients_close.__doc__
+
+
+# ---- the same on the fast engines -----------------------------------------------------------
+@fastgc.batched
+def relu_cost_batched(p, X, Y):
+    """``relu_cost`` for parameters with a leading batch axis (the stacked engine)."""
+    A1 = np.maximum(p["W1"] @ X + p["b1"], 0.0)
+    A2 = np.maximum(p["W2"] @ A1 + p["b2"], 0.0)
+    return 0.5 / X.shape[1] * np.sum((A2 - Y) ** 2, axis=(-2, -1))
+
+
+def test_fresh_relu_network_passes_on_the_stacked_engine():
+    p, X, Y = _fresh_relu_point()
+    result = fastgc.check(relu_cost_batched, relu_grad, p, X, Y)
+    assert result.engine == "stacked"
+    assert result.passed, result.report(color=False)
+    assert "b1[0, 0]" in result.kinks
+
+
+def test_a_float32_numba_cost():
+    numba = pytest.importorskip("numba")
+
+    @numba.njit
+    def cost(theta, X, C):  # W (5, 6) then b (5,), computed in float32
+        W = theta[:30].reshape(5, 6).astype(np.float32)
+        b = theta[30:].astype(np.float32)
+        return np.sum(np.tanh(W @ X + b.reshape(5, 1)) * C) / np.float32(X.shape[1])
+
+    p, X, C = _tanh_layer()
+    theta = np.concatenate([p["W"].ravel(), p["b"].ravel()])
+    g = tanh_grad(p, X, C)
+    grad = np.concatenate([g["dW"].ravel(), g["db"].ravel()])
+    result = fastgc.check(cost, grad, theta, X, C)
+    assert result.engine == "numba"
+    assert result.passed, result.report(color=False)
+    assert any("~float32 precision" in n for n in result.notes)
+    grad[:30] *= 2
+    assert not fastgc.check(cost, grad, theta, X, C).passed
