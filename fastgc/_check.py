@@ -160,7 +160,8 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         Check only this many coordinates (an int) or this fraction of them (a float in
         (0, 1]), drawn without replacement per block in proportion to its size, with at least
         8 per block (a smaller block is checked whole). ``result.checked`` lists them and
-        ``result.notes`` states the chance that a bug touching 1% of a block goes unseen.
+        ``result.notes`` states, per block, the chance that a bug touching 1% of it goes
+        unseen, and that a single wrong entry does (``1 - k/n``): a pass is probabilistic.
     directions : int, optional
         Check ``directions`` random directions per block instead of coordinates: each costs
         one +/- pair whatever the block's size. A failing block is then bisected down to its
@@ -206,6 +207,9 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         Invalid arguments (named, with the key or coordinate) before any work is done; a cost
         that returns a non-scalar, NaN or inf (with the coordinate and step); with
         ``workers``, a cost or args that cannot be pickled (named).
+    CostError
+        (a ValueError) A cost that is not deterministic (``J(params)`` differs between two
+        calls), or not complex-analytic under ``method="complex"`` (naming the block).
     WorkerError
         A worker died twice on the same chunk of work (named by its coordinates).
 
@@ -215,14 +219,18 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     parameter block passes when ``||g - a|| <= threshold (||g|| + ||a||)`` plus 10 times the
     estimated rounding error of the numeric gradient (so a correct block whose gradient is tiny
     is not failed by noise); the check passes when every block does. A full
-    check costs two cost evaluations per parameter, plus one at ``params``.
+    check costs two cost evaluations per parameter, plus one at ``params``, plus 7 (13 at a
+    kink or in lower precision) to measure the cost's own noise (not on the network engine):
+    a nondeterministic cost raises ``CostError``, and a cost that computes in lower precision
+    (float32) is checked at the step and threshold its noise allows, as the report states.
 
     With ``"richardson"`` and ``"complex"`` the "rounding error" is each estimate's own error
     estimate (Richardson's, from the disagreement of its extrapolations; the complex step's, a
     few ulps), so the threshold follows the numerics instead of a fixed number.
 
-    A coordinate whose step crosses a kink (a ReLU switching; the network engine detects it
-    exactly, other engines by estimates that disagree across step sizes) is not
+    A coordinate with a kink within its step or at the point itself (a ReLU switching, a zero
+    pre-activation, a tie in a max; the network engine detects it exactly, other engines by
+    one-sided slopes that stay apart or estimates that move when the step is cut) is not
     differentiable within the step: it is reported in ``result.kinks`` and judged by whether
     the analytic value lies between the forward and backward differences.
 
@@ -244,14 +252,18 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     engine = make_objective(cost, problem.layout, problem.theta, args, engine,
                             max_memory=max_memory)
     pool = None
-    if workers is not None:
-        try:
+    try:
+        if workers is not None:
             pool = Workers(workers, EngineSpec(cost, problem.layout, problem.theta, tuple(args),
                                                engine.name, max_memory))
-        except BaseException:
+        evaluator = Evaluator(engine, progress_bar(progress), pool)  # measures the cost's noise
+    except BaseException:
+        try:
+            if pool is not None:
+                pool.close()
+        finally:
             engine.close()
-            raise
-    evaluator = Evaluator(engine, progress_bar(progress), pool)
+        raise
     try:
         return run(plan, scheme, evaluator, problem, start)
     finally:
@@ -273,6 +285,13 @@ def assert_gradients_close(cost, grad, params, *args, **options):
     AssertionError
         When it fails; the message is the full report (which blocks, what factor, worst
         entries).
+
+    Notes
+    -----
+    With ``subset=`` a pass is probabilistic: only the drawn coordinates are checked, so a
+    single wrong entry of a block of n, k of them checked, goes unseen with probability
+    ``1 - k/n`` (``result.notes`` states it per block). Use a full check, or ``directions=``,
+    for a test that must catch any wrong entry.
 
     Examples
     --------

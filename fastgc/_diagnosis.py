@@ -17,7 +17,7 @@ _LISTED = 5
 
 
 def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray,
-             checked: np.ndarray | None = None) -> str:
+             checked: np.ndarray | None = None, smooth: np.ndarray | None = None) -> str:
     """A one-line description of how ``analytic`` departs from ``numeric`` in ``block``.
 
     Parameters
@@ -30,6 +30,9 @@ def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray
         Which checked entries disagree beyond tolerance.
     checked : ndarray of int, optional
         Local (in-block) indices of the checked entries; all of them when None.
+    smooth : ndarray of bool, optional
+        Which checked entries' one-sided differences agree with each other far better than
+        with the analytic value (the cost is smooth there); unknown when None.
     """
     name = block.name
     # "dW2" for a dict key or a single array; "grad[0]" for a list item, and for a key that
@@ -51,16 +54,10 @@ def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray
         if np.linalg.norm(g - at) <= _FIT_RESIDUAL * gnorm:
             return f"{gname} is transposed (it matches the numeric gradient's transpose)"
     local = np.arange(block.size) if checked is None else np.asarray(checked)
-    if full and len(shape) == 2 and min(shape) > 1:
-        rows_bad = np.unique(np.unravel_index(local[wrong], shape)[0])
-        cols_bad = np.unique(np.unravel_index(local[wrong], shape)[1])
-        wrong2 = wrong.reshape(shape)
-        # A block can fail with no entry wrong on its own (its entries' small errors add up):
-        # then there are no bad rows to name, and "rows []" would mislead.
-        if 0 < len(rows_bad) < shape[0] and all(wrong2[r].all() for r in rows_bad):
-            return f"rows {_short(rows_bad)} of {gname} disagree; the other rows agree"
-        if 0 < len(cols_bad) < shape[1] and all(wrong2[:, c].all() for c in cols_bad):
-            return f"columns {_short(cols_bad)} of {gname} disagree; the other columns agree"
+    if full and len(shape) >= 2:
+        text = _slices(block, gname, g, a, wrong, shape)
+        if text is not None:
+            return text
     n_wrong = int(np.count_nonzero(wrong))
     if 0 < n_wrong < len(g):
         names = [block.entry_name(int(i)) for i in local[wrong][:_LISTED]]
@@ -69,7 +66,15 @@ def diagnose(block, analytic: np.ndarray, numeric: np.ndarray, wrong: np.ndarray
     if n_wrong == 0:
         return (f"{gname} is off by small amounts throughout: no entry fails on its own, but "
                 "together they exceed the threshold")
-    return f"{gname} disagrees with the numeric gradient throughout (no simple pattern)"
+    text = f"{gname} disagrees with the numeric gradient throughout (no simple pattern)"
+    if smooth is not None and np.mean(smooth[wrong]) >= 0.9:
+        # The cost is smooth where the entries fail (the one-sided differences agree with each
+        # other, far from the analytic value): no kink or noise explains it, the backward and
+        # the cost disagree about the function itself.
+        text += ("; the forward and backward differences agree with each other but not with "
+                 f"{gname}: the backward may differentiate a different function than the cost "
+                 "(train/eval mode, a detached term)")
+    return text
 
 
 def _gradient_name(block) -> str:
@@ -132,6 +137,72 @@ def describe_localisation(block, found) -> str:
         return f"the error is spread out: at least {shown} disagree {cost}"
     prefix = "budget exhausted; so far " if found.exhausted else ""
     return f"{prefix}localised to {shown} {cost}"
+
+
+def _slices(block, gname, g, a, wrong, shape) -> str | None:
+    """``"rows [1] of dW disagree; the other rows agree"`` or, along any axis of an N-d
+    block, ``"dX[:, 0:3, :] disagree; dX[:, 3, :] agrees"``, when the wrong entries fill whole
+    slices along one axis and the other slices agree; with the factor of each wrong slice
+    where one fits (a gradient accumulated once where it should be twice is 0.5 x)."""
+    wrong = wrong.reshape(shape)
+    g, a = g.reshape(shape), a.reshape(shape)
+    for axis, n in enumerate(shape):
+        if n < 2 or wrong.size // n < 2:  # slices of single entries are entries
+            continue
+        other = tuple(k for k in range(len(shape)) if k != axis)
+        counts = wrong.sum(axis=other)
+        bad = np.flatnonzero(counts)
+        # A block can fail with no entry wrong on its own (its entries' small errors add up):
+        # then there are no bad slices to name, and "rows []" would mislead.
+        if not (0 < bad.size < n and np.all(counts[bad] == wrong.size // n)):
+            continue
+        good = np.setdiff1d(np.arange(n), bad)
+        if len(shape) == 2:
+            word = ("rows", "row") if axis == 0 else ("columns", "column")
+            text = (f"{word[0]} {_short(bad)} of {gname} disagree; the other {word[0]} agree")
+
+            def name(i, word=word):
+                return f"{word[1]} {i}"
+        else:
+            text = (f"{gname}{_index(shape, axis, _span(bad))} disagree; "
+                    f"{gname}{_index(shape, axis, _span(good))} "
+                    f"{'agrees' if good.size == 1 else 'agree'}")
+
+            def name(i, axis=axis):
+                return f"{gname}{_index(shape, axis, str(i))}"
+        factors = [_slice_factor(np.take(g, i, axis=axis), np.take(a, i, axis=axis))
+                   for i in bad[:_LISTED]]
+        if all(f is not None for f in factors):
+            text += "; " + ", ".join(f"{name(int(i))} is {f:.4g} x"
+                                     for i, f in zip(bad, factors, strict=False))
+            text += " the numeric gradient" + (" and more" if bad.size > _LISTED else "")
+        return text
+    return None
+
+
+def _slice_factor(g, a) -> float | None:
+    """The nonzero constant c with g = c a on one slice, when it fits; else None."""
+    g, a = g.ravel(), a.ravel()
+    aa = float(np.dot(a, a))
+    gnorm = np.linalg.norm(g)
+    if aa == 0.0 or gnorm == 0.0:
+        return None
+    c = float(np.dot(g, a) / aa)
+    return c if np.linalg.norm(g - c * a) <= _FIT_RESIDUAL * gnorm else None
+
+
+def _span(values) -> str:
+    """``"0:3"`` for a run of consecutive indices, ``"3"`` for one, else ``"[0, 2]"``."""
+    values = [int(v) for v in values]
+    if len(values) == 1:
+        return str(values[0])
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}:{values[-1] + 1}"
+    return _short(values)
+
+
+def _index(shape, axis, text) -> str:
+    return "[" + ", ".join(text if k == axis else ":" for k in range(len(shape))) + "]"
 
 
 def _short(values) -> str:

@@ -9,6 +9,7 @@ runs or which method was named.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from ._kinks import find_kinks, one_sided_consistent
 from ._localise import localise_block
 from ._plan import random_direction
 from ._result import BlockResult, CheckResult, EntryTable
-from ._scheme import central, coordinate_steps
+from ._scheme import central, central_step, coordinate_steps
 from ._verdict import agree, block_norms, blocks_agree, relative_difference, score
 
 # A factor fitted to a failing block's directional derivatives is confirmed on this many fresh
@@ -42,6 +43,7 @@ class Measured:
     error: np.ndarray
     kinked: np.ndarray
     consistent: np.ndarray
+    smooth: np.ndarray | None = None  # one-sided differences agree, far from the analytic
 
     def wrong(self, threshold: float) -> np.ndarray:
         """Items that fail on their own: beyond tolerance (smooth ones), or outside the
@@ -66,6 +68,9 @@ class Problem:
 
 def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     """Run one check and build its result."""
+    # A lower-precision cost cannot resolve the default threshold: raise it to what it can.
+    noise = evaluator.cost_noise
+    problem = dataclasses.replace(problem, threshold=noise.threshold(problem.threshold))
     items = plan.select(problem.layout, problem.rng)
     if plan.items == "coordinates":
         measured = _measure_coordinates(scheme, evaluator, problem, items)
@@ -75,7 +80,7 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         diagnose_block = _DirectionDiagnosis(scheme, evaluator, problem, measured)
     blocks = judge_blocks(problem.layout, measured, problem.threshold, diagnose_block)
     smooth = ~measured.kinked
-    notes = plan.notes(problem.layout, items)
+    notes = noise.notes(problem.threshold) + plan.notes(problem.layout, items)
     if problem.layout.excluded:
         notes.append(f"excluded (not checked): {', '.join(problem.layout.excluded)}")
     if plan.items == "coordinates":
@@ -96,7 +101,7 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         seconds=float(time.perf_counter() - start),
         engine=evaluator.name,
         method=scheme.name,
-        step=scheme.step_text(problem.eps),
+        step=scheme.step_text(problem.eps, noise.central_step),
         checked=np.asarray(index),
         ignored_keys=list(problem.ignored_keys),
         notes=notes,
@@ -145,15 +150,21 @@ def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -
 def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured:
     layout, theta, analytic = problem.layout, problem.theta, problem.analytic
     estimate = scheme.estimate(evaluator, theta, index, problem.eps)
-    scheme.validate(evaluator, layout, theta, index, estimate)
+    scheme.validate(evaluator, layout, theta, index, estimate, problem.rng)
     kinked = np.zeros(len(index), dtype=bool)
     consistent = np.ones(len(index), dtype=bool)
     if scheme.looks_for_kinks:
         kinked = find_kinks(evaluator, scheme, analytic, index, estimate, problem.threshold)
         consistent[kinked] = one_sided_consistent(evaluator, analytic, index[kinked],
                                                   estimate.step[kinked], problem.threshold)
+    smooth = None
+    if estimate.forward is not None:
+        # the one-sided slopes agree with each other ten times better than with the analytic
+        # value: the cost is smooth there, whatever the analytic value is
+        gap = np.abs(estimate.forward - estimate.backward)
+        smooth = gap <= 0.1 * np.abs(analytic[index] - estimate.numeric)
     return Measured(layout.block_index(index), analytic[index], estimate.numeric,
-                    estimate.error, kinked, consistent)
+                    estimate.error, kinked, consistent, smooth)
 
 
 class _CoordinateDiagnosis:
@@ -170,7 +181,9 @@ class _CoordinateDiagnosis:
             bad = [block.entry_name(int(i)) for i in local[inconsistent][:5]]
             return (f"{int(inconsistent.sum())} entries lie outside the one-sided differences "
                     f"across a kink: {', '.join(bad)}"), 0
-        return diagnose(block, self.m.analytic[sel], self.m.numeric[sel], wrong[sel], local), 0
+        smooth = None if self.m.smooth is None else self.m.smooth[sel]
+        return diagnose(block, self.m.analytic[sel], self.m.numeric[sel], wrong[sel], local,
+                        smooth), 0
 
 
 def _numeric_structure(layout, index, numeric):
@@ -196,7 +209,8 @@ def _kink_notes(layout, index, measured) -> list[str]:
     more = f" and {n_kinks - 5} more" if n_kinks > 5 else ""
     verdict = ("all consistent" if consistent.all()
                else f"{int((~consistent).sum())} inconsistent")
-    return [f"{n_kinks} coordinate(s) not differentiable within the step (a kink is crossed): "
+    return [f"{n_kinks} coordinate(s) not differentiable within the step (a kink crossed by "
+            "the step or at the point itself, result.kinks lists each): "
             f"{', '.join(names)}{more}; judged against the one-sided differences instead: "
             f"{verdict}"]
 
@@ -256,5 +270,6 @@ class _DirectionDiagnosis:
         if not index.size:
             return None
         p = self.p
-        estimate = central(self.evaluator, index, coordinate_steps(p.theta, index, p.eps))
+        estimate = central(self.evaluator, index,
+                           coordinate_steps(p.theta, index, p.eps, central_step(self.evaluator)))
         return _entry_table(p, index, estimate.numeric, estimate.error)

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from ._noise import CostNoise, measure_noise
 from ._objective import Deltas
 
 CHUNKS = 20  # a large request is cut into about this many chunks
@@ -57,15 +58,29 @@ class Evaluator:
     nfev : int
         Cost evaluations so far, counted from what each engine call returned (the base point
         included; not the base point each worker evaluates to build its own engine).
+    cost_noise : CostNoise
+        The cost's noise measured near the point (``fastgc._noise``; a few evaluations, once
+        per check, skipped for engines that know their cost is float64): it sets the central
+        step and is a floor under the noise of every cost difference.
     """
 
     def __init__(self, engine, progress=None, workers=None):
         self._engine = engine
         self._progress = progress
-        self._workers = workers
+        # The noise table below runs here, in this process, on the engine already built: a
+        # few evaluations, not worth a round trip to the workers.
+        self._workers = None
         self.name = engine.name
         self.noise = engine.noise
         self.nfev = engine.setup_nfev
+        self._floor = 0.0
+        self.cost_noise = CostNoise(0.0, abs(engine.base_cost))
+        if engine.measures_noise:
+            self.cost_noise = measure_noise(self, engine.theta, engine.base_cost)
+            # a difference of two noisy values: twice the noise of one is generous enough
+            self._floor = 2 * self.cost_noise.sigma
+            self.noise = max(self.noise, self._floor)
+        self._workers = workers
 
     def _run(self, n: int, method: str, slice_args, describe,
              min_chunk: int = MIN_CHUNK) -> Deltas:
@@ -108,18 +123,24 @@ class Evaluator:
         return lambda a, b: (f"coordinates {name(int(index[a]))} to {name(int(index[b - 1]))} "
                              f"({b - a} points)")
 
+    def _noisy(self, d: Deltas) -> Deltas:
+        if self._floor > 0:
+            return Deltas(d.values, np.maximum(d.noise, self._floor), d.nfev)
+        return d
+
     def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> Deltas:
         """``J(theta + step[j] e_{index[j]}) - J(theta)`` for each j."""
-        return self._run(len(index), "at_coordinates", lambda a, b: (index[a:b], step[a:b]),
-                         self._coordinates(index))
+        return self._noisy(self._run(len(index), "at_coordinates",
+                                     lambda a, b: (index[a:b], step[a:b]),
+                                     self._coordinates(index)))
 
     def along_directions(self, directions, step: np.ndarray) -> Deltas:
         """``J(theta + step[j] v_j) - J(theta)`` for ``(indices, values)`` directions."""
         # A direction perturbs a whole block: a few per chunk already make a long chunk.
-        return self._run(len(directions), "along_directions",
-                         lambda a, b: (directions[a:b], step[a:b]),
-                         lambda a, b: f"directions {a} to {b - 1} of a request of "
-                                      f"{len(directions)}", min_chunk=8)
+        return self._noisy(self._run(len(directions), "along_directions",
+                                     lambda a, b: (directions[a:b], step[a:b]),
+                                     lambda a, b: f"directions {a} to {b - 1} of a request of "
+                                                  f"{len(directions)}", min_chunk=8))
 
     def complex_at_coordinates(self, index: np.ndarray, h: float) -> Deltas:
         """``Im J(theta + i h e_{index[j]})`` for each j."""

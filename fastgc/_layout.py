@@ -176,7 +176,9 @@ class Layout:
             warnings.warn(
                 f"{', '.join(upcast)} {'is' if len(upcast) == 1 else 'are'} float32: upcast to "
                 "float64 for the estimate (in float32 a difference quotient loses about half of "
-                "its 7 digits to rounding). The gradient is checked against the float64 cost.",
+                "its 7 digits to rounding), and the cost is called with float64 arrays. If it "
+                "computes in float32 anyway (float32 data, a cast), fastgc measures its noise "
+                "and chooses the step and threshold for it; the report says so.",
                 Float32Warning,
                 stacklevel=_user_stacklevel(),
             )

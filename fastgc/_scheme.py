@@ -49,16 +49,30 @@ class Estimate:
         The step used for each item (the smallest, for multi-step schemes).
     first_step : ndarray
         The largest step of each item (the kink follow-ups probe at this distance).
+    forward, backward : ndarray or None
+        The one-sided slopes ``(J(theta + h e_k) - J(theta)) / h`` and
+        ``(J(theta) - J(theta - h e_k)) / h`` at ``step``, where the scheme computed them on
+        the way (central differences): they tell a kink from a wrong gradient for free.
     """
 
     numeric: np.ndarray
     error: np.ndarray
     step: np.ndarray
     first_step: np.ndarray | None = None
+    forward: np.ndarray | None = None
+    backward: np.ndarray | None = None
 
     def __post_init__(self):
         if self.first_step is None:
             self.first_step = self.step
+
+
+def central_step(objective) -> float:
+    """The central difference's relative step for ``objective``'s cost: the cube root of its
+    measured relative noise for a lower-precision cost (``fastgc._noise``), else the float64
+    default."""
+    step = getattr(getattr(objective, "cost_noise", None), "central_step", None)
+    return DEFAULT_CENTRAL_STEP if step is None else step
 
 
 def coordinate_steps(theta: np.ndarray, index: np.ndarray, eps: float | None,
@@ -84,7 +98,8 @@ def central(objective, index: np.ndarray, step: np.ndarray) -> Estimate:
     n = len(index)
     d = objective.at_coordinates(np.concatenate([index, index]), np.concatenate([step, -step]))
     numeric = (d.values[:n] - d.values[n:]) / (2 * step)
-    return Estimate(numeric, (d.noise[:n] + d.noise[n:]) / (2 * step), step)
+    return Estimate(numeric, (d.noise[:n] + d.noise[n:]) / (2 * step), step,
+                    forward=d.values[:n] / step, backward=-d.values[n:] / step)
 
 
 def central_directions(objective, directions, step: np.ndarray) -> Estimate:
@@ -128,12 +143,13 @@ def complex_step(objective, index: np.ndarray, h: float = COMPLEX_STEP) -> Estim
     return Estimate(numeric, 8 * _EPS * scale, np.full(len(index), h))
 
 
-def direction_steps(theta, directions, eps) -> np.ndarray:
-    """Step per direction: ``eps``, or the default step scaled by the RMS of the perturbed
+def direction_steps(theta, directions, eps,
+                    relative: float = DEFAULT_CENTRAL_STEP) -> np.ndarray:
+    """Step per direction: ``eps``, or the relative step scaled by the RMS of the perturbed
     parameters (at least 1)."""
     if eps is not None:
         return np.full(len(directions), float(eps))
-    return np.array([DEFAULT_CENTRAL_STEP * max(1.0, float(np.sqrt(np.mean(theta[d.indices] ** 2))))
+    return np.array([relative * max(1.0, float(np.sqrt(np.mean(theta[d.indices] ** 2))))
                      for d in directions])
 
 
@@ -164,7 +180,7 @@ def two_step_directions(objective, analytic_flat, theta, directions, eps) -> Dir
     2h`` (and the same at h/2), so the rounding of ``theta + h v`` (large when ``h v_i`` is
     tiny) cancels out of the comparison.
     """
-    steps = direction_steps(theta, directions, eps)
+    steps = direction_steps(theta, directions, eps, central_step(objective))
     pairs = [(d.indices, d.values) for d in directions]
     n = len(directions)
     both = central_directions(objective, pairs * 2, np.concatenate([steps, steps / 2]))
@@ -209,9 +225,11 @@ class Scheme:
     default_threshold = 1e-6
     error_model = ""
 
-    def step_text(self, eps) -> str:
-        return (f"eps {eps:g}" if eps is not None
-                else f"step {DEFAULT_CENTRAL_STEP:.2g} x max(1, |theta|)")
+    def step_text(self, eps, relative: float | None = None) -> str:
+        """The steps in words; ``relative`` is the central step chosen for a lower-precision
+        cost (None: the float64 default)."""
+        relative = DEFAULT_CENTRAL_STEP if relative is None else relative
+        return f"eps {eps:g}" if eps is not None else f"step {relative:.2g} x max(1, |theta|)"
 
     def rule_text(self, threshold: float) -> str:
         if not self.error_model:
@@ -222,8 +240,11 @@ class Scheme:
     def estimate(self, objective, theta, index, eps) -> Estimate:
         raise NotImplementedError
 
-    def validate(self, objective, layout, theta, index, estimate) -> None:
-        """Raise when the estimate cannot be trusted for this cost (default: always fine)."""
+    def validate(self, objective, layout, theta, index, estimate, rng) -> None:
+        """Raise when the estimate cannot be trusted for this cost (default: always fine).
+
+        ``rng`` is the check's generator: a scheme that draws from it spawns a child, so that
+        the plans' random stream is the same whichever scheme runs."""
 
     # kink policy: which coordinates to examine, and how to tell a kink without an engine mask
     looks_for_kinks = True
@@ -232,9 +253,10 @@ class Scheme:
         """Coordinates whose estimate may be spoilt by a kink: by default, the failing ones."""
         return failing
 
-    def black_box_kinks(self, objective, index, estimate, suspects) -> np.ndarray:
+    def black_box_kinks(self, objective, index, estimate, suspects, analytic,
+                        threshold) -> np.ndarray:
         """Which ``suspects`` (positions into ``index``) cross a kink, for a cost whose engine
-        cannot tell exactly."""
+        cannot tell exactly (``analytic``: the analytic values of ``index``)."""
         raise NotImplementedError
 
 
@@ -256,19 +278,15 @@ class Central(Scheme):
     default_threshold = 1e-6
 
     def estimate(self, objective, theta, index, eps):
-        return central(objective, index, coordinate_steps(theta, index, eps))
+        return central(objective, index,
+                       coordinate_steps(theta, index, eps, central_step(objective)))
 
-    def black_box_kinks(self, objective, index, estimate, suspects):
-        # A kink shows as a failing estimate that moves by more than both estimates' errors
-        # allow when the step is cut to h/16 (a smooth coordinate's estimate barely moves).
-        a, err = estimate.numeric, estimate.error
-        scale = _relative_scale(a)
-        kinked = np.zeros(len(index), dtype=bool)
-        sel = np.flatnonzero(suspects)[:_MAX_KINK_RECHECKS]
-        fine = central(objective, index[sel], estimate.first_step[sel] / 16)
-        gap = np.abs(fine.numeric - a[sel])
-        kinked[sel] = gap > SAFETY * (err[sel] + fine.error) + 1e-3 * scale[sel]
-        return kinked
+    def black_box_kinks(self, objective, index, estimate, suspects, analytic, threshold):
+        # The one-sided slopes are already there: only suspects whose slopes disagree get the
+        # re-check at h/16 (fastgc._kinks.one_sided_kinks).
+        from ._kinks import one_sided_kinks
+
+        return one_sided_kinks(objective, index, estimate, suspects, analytic, threshold)
 
 
 class Richardson(Scheme):
@@ -281,7 +299,7 @@ class Richardson(Scheme):
     default_threshold = 1e-8
     error_model = "estimate (Richardson error model)"
 
-    def step_text(self, eps):
+    def step_text(self, eps, relative=None):
         first = f"{eps:g}" if eps is not None else f"{RICHARDSON_STEP:g} x max(1, |theta|)"
         return f"first step {first}, scipy.differentiate, order 4"
 
@@ -297,8 +315,21 @@ class Richardson(Scheme):
     def kink_suspects(self, failing, estimate):
         return failing | self._uncertain(estimate)
 
-    def black_box_kinks(self, objective, index, estimate, suspects):
-        return self._uncertain(estimate)
+    def black_box_kinks(self, objective, index, estimate, suspects, analytic, threshold):
+        # A kink crossed by the steps makes the extrapolation disagree with itself; a kink
+        # exactly at the point does not (every step sees the same two slopes, and the symmetric
+        # estimate is their average at every step): the one-sided slopes at the first step
+        # tell, 2 evaluations per failing suspect and 2 more where they differ.
+        from ._kinks import one_sided_kinks
+
+        uncertain = self._uncertain(estimate)
+        rest = np.flatnonzero(suspects & ~uncertain)[:_MAX_KINK_RECHECKS]
+        kinked = uncertain & suspects
+        if rest.size:
+            coarse = central(objective, index[rest], estimate.first_step[rest])
+            kinked[rest] = one_sided_kinks(objective, index[rest], coarse,
+                                           np.ones(rest.size, dtype=bool), analytic, threshold)
+        return kinked
 
 
 class ComplexStep(Scheme):
@@ -312,37 +343,56 @@ class ComplexStep(Scheme):
     error_model = "estimate (complex-step error model)"
     looks_for_kinks = False  # Re theta does not move: a kink is never crossed
 
-    def step_text(self, eps):
+    def step_text(self, eps, relative=None):
         return f"complex step h = {COMPLEX_STEP:g}"
 
     def estimate(self, objective, theta, index, eps):
         return complex_step(objective, index)
 
-    def validate(self, objective, layout, theta, index, estimate):
-        """Cross-check a few complex-step estimates against central differences.
+    def validate(self, objective, layout, theta, index, estimate, rng):
+        """Cross-check a few complex-step estimates in every block against central differences.
 
-        A cost that uses abs, conj or |z|^2 runs on complex input without dropping the
-        imaginary part but is not complex-analytic: its complex step is wrong. Four coordinates
-        (the largest estimates) are compared with central differences at the default step.
+        A cost that uses abs, conj or |z|^2 (``np.var`` takes ``|x - mean|**2``) runs on
+        complex input without dropping the imaginary part but is not complex-analytic: its
+        complex step is wrong, and often in one block only (a batch norm's input, not its scale
+        and shift). So ``_PROBES`` random coordinates of each block are compared with central
+        differences, 2 evaluations each, drawn from a child of the check's generator.
         """
         from ._objective import CostError
 
         if objective.name == "network" or len(index) == 0:
             return  # fastgc's own network: analytic by construction (ReLU branches on Re z)
-        probe = np.argsort(-np.abs(estimate.numeric), kind="stable")[:4]
-        check = central(objective, index[probe], coordinate_steps(theta, index[probe], None))
+        try:
+            child = rng.spawn(1)[0]
+        except (AttributeError, TypeError, ValueError):  # a generator without a SeedSequence
+            child = np.random.default_rng(0)
+        block_of = layout.block_index(index)
+        probe = np.concatenate([
+            np.sort(child.choice(where, size=min(_PROBES, where.size), replace=False))
+            for where in (np.flatnonzero(block_of == b) for b in range(len(layout.blocks)))
+            if where.size])
+        check = central(objective, index[probe],
+                        coordinate_steps(theta, index[probe], None, central_step(objective)))
         gap = np.abs(check.numeric - estimate.numeric[probe])
-        allowed = SAFETY * check.error + 1e-6 * np.abs(check.numeric)
-        if np.any(gap > allowed):
-            j = int(probe[np.argmax(gap - allowed)])
+        scale = np.abs(check.numeric) + np.sqrt(np.mean(estimate.numeric ** 2))
+        allowed = SAFETY * check.error + 1e-6 * scale
+        bad = np.flatnonzero(gap > allowed)
+        if bad.size:
+            k = int(bad[np.argmax((gap - allowed)[bad])])
+            j = int(probe[k])
+            block = layout.blocks[int(block_of[j])]
             raise CostError(
-                "method='complex': the cost is not complex-analytic (it uses abs, conj, |z|**2 "
-                "or a branch on the imaginary part): at "
+                f"method='complex': the cost is not complex-analytic in block {block.name} (it "
+                "uses abs, conj, |z|**2 such as np.var, or a branch on the imaginary part): at "
                 f"{layout.coordinate_name(int(index[j]))} the complex step gives "
                 f"{estimate.numeric[j]:.10g} but central differences give "
-                f"{check.numeric[np.flatnonzero(probe == j)[0]]:.10g}. Use "
-                "method='richardson'."
+                f"{check.numeric[k]:.10g}. Use method='richardson'."
             )
+
+
+# Coordinates per block that the complex step's analyticity probe compares with central
+# differences.
+_PROBES = 3
 
 
 class TwoStepDirections(Scheme):
@@ -357,8 +407,8 @@ class TwoStepDirections(Scheme):
     error_model = "extrapolated directional derivative"
     looks_for_kinks = False  # a kink shows in the extrapolation's error estimate instead
 
-    def step_text(self, eps):
-        return super().step_text(eps) + " and half of it"
+    def step_text(self, eps, relative=None):
+        return super().step_text(eps, relative) + " and half of it"
 
     def estimate_directions(self, objective, analytic_flat, theta, directions, eps):
         return two_step_directions(objective, analytic_flat, theta, directions, eps)

@@ -17,6 +17,7 @@ import pytest
 
 import fastgc
 from fastgc._layout import Float32Warning
+from fastgc._noise import NOISE_NFEV
 
 EPS = np.finfo(np.float64).eps
 # The default central step: h_k = cbrt(eps) * max(1, |theta_k|) ~ 6.06e-6 * max(1, |theta_k|).
@@ -56,7 +57,7 @@ def test_quadratic_form_single_array():
 
     assert result.passed and bool(result)
     assert result.engine == "loop"
-    assert result.nfev == 2 * x.size + 1
+    assert result.nfev == 2 * x.size + 1 + NOISE_NFEV  # + the cost's noise, measured
     # f''' = 0: only rounding, on a cost of magnitude ~ |x| |A| |x|.
     tol = fd_tolerance(x, np.abs(x) @ np.abs(A) @ np.abs(x), terms=25)
     np.testing.assert_allclose(result.numeric, A @ x, rtol=0, atol=tol)
@@ -76,7 +77,7 @@ def test_sum_sin_three_d_array():
     # |d^3 sin| <= 1; the cost is a sum of 24 terms of magnitude <= 1.
     tol = fd_tolerance(x, 24.0, third=1.0, terms=24)
     np.testing.assert_allclose(result.numeric, np.cos(x), rtol=0, atol=tol)
-    assert result.nfev == 2 * x.size + 1
+    assert result.nfev == 2 * x.size + 1 + NOISE_NFEV
 
 
 def _dict_problem(seed):
@@ -109,7 +110,7 @@ def test_dict_of_any_shapes_and_names(prefix):
     assert list(result.blocks) == ["alpha", "v", "T"]
     assert [b.shape for b in result.blocks.values()] == [(), (4,), (2, 3, 2)]
     assert [b.count for b in result.blocks.values()] == [1, 4, 12]
-    assert result.nfev == 2 * 17 + 1
+    assert result.nfev == 2 * 17 + 1 + NOISE_NFEV
     # The numeric gradient comes back in the user's structure, keyed by parameter name.
     assert isinstance(result.numeric, dict) and list(result.numeric) == ["alpha", "v", "T"]
     # |f'''|: 2 (alpha^3/3), e (exp on [-1, 1]), 0 (quadratic).
@@ -173,7 +174,7 @@ def test_callable_grad_and_args_reach_cost_and_grad():
 
     assert result.passed
     assert seen["grad"] == [(True, True)]  # called once, with the args themselves
-    assert len(seen["cost"]) == result.nfev == 7
+    assert len(seen["cost"]) == result.nfev == 7 + NOISE_NFEV
     assert all(a and b for a, b in seen["cost"])
     tol = fd_tolerance(w, 0.5 * np.sum((np.abs(X) @ np.abs(w) + np.abs(y)) ** 2), terms=30)
     np.testing.assert_allclose(result.numeric["w"], X.T @ (X @ w - y), rtol=0, atol=tol)
@@ -596,10 +597,15 @@ def test_cost_raising_at_base_point_propagates():
 
 
 def test_cost_raising_at_perturbed_point_propagates_with_coordinate():
-    base = _params()["b"][1]
+    params = _params()
+    base = params["b"][1]
+    others = np.concatenate([params["W"].ravel(), params["b"][[0]]])
 
     def cost(p):
-        if p["b"][1] != base:
+        # raises when b[1] alone moves: at its own central steps, after the noise table (whose
+        # points move every coordinate)
+        if p["b"][1] != base and np.array_equal(
+                np.concatenate([p["W"].ravel(), p["b"][[0]]]), others):
             raise _Boom("user bug")
         return _cost(p)
 
@@ -609,6 +615,20 @@ def test_cost_raising_at_perturbed_point_propagates_with_coordinate():
         notes = " ".join(info.value.__notes__)
         assert "fastgc" in notes
         assert re.search(r"b\[1\] [+-] 6\.06e-06", notes)
+
+
+def test_cost_raising_in_the_noise_table_propagates_saying_so():
+    base = _params()["b"][1]
+
+    def cost(p):
+        if p["b"][1] != base:  # any move of b[1]: the noise table's first point already
+            raise _Boom("user bug")
+        return _cost(p)
+
+    with pytest.raises(_Boom, match="user bug") as info:
+        fastgc.check(cost, _grad(), _params())
+    if sys.version_info >= (3, 11):
+        assert "while measuring the cost's noise" in " ".join(info.value.__notes__)
 
 
 def test_grad_callable_raising_propagates():

@@ -46,7 +46,7 @@ def _with(M, fn):
         (lambda M: -M, "dW has the wrong sign (-1 x the numeric gradient)"),
         (lambda M: M.T.copy(), "dW is transposed (it matches the numeric gradient's transpose)"),
         (lambda M: _with(M, lambda g: g.__setitem__(1, -g[1])),
-         "rows [1] of dW disagree; the other rows agree"),
+         "rows [1] of dW disagree; the other rows agree; row 1 is -1 x the numeric gradient"),
         (lambda M: _with(M, lambda g: g.__setitem__((slice(None), 2), 0.0)),
          "columns [2] of dW disagree; the other columns agree"),
         (lambda M: _with(M, lambda g: g.__setitem__((1, 2), g[1, 2] + 1.0)),

@@ -210,11 +210,7 @@ def _brute_force_kinks(params, X, Y, h):
     ("network", 16, 1e-2),
     ("loop", 16, 1e-2),
     ("network", 8, 3e-2),
-    pytest.param("loop", 8, 3e-2, marks=pytest.mark.xfail(strict=True, reason=(
-        "fastgc bug: the loop engine's black-box kink test needs the estimate to move by more "
-        "than 1e-3 x (|a| + rms(a)) when the step is cut to h/16; W2[3, 2] crosses a kink with "
-        "an error of 2.9e-4 relative (far above the 1e-6 threshold), is not recognised as a "
-        "kink and fails a correct gradient"))),
+    ("loop", 8, 3e-2),
 ])
 def test_kinks_are_exactly_the_coordinates_whose_step_crosses_one(engine, m, eps):
     net, params, X, Y = _kink_problem(m)

@@ -8,6 +8,7 @@ from problems import network_problem
 
 import fastgc
 from fastgc._layout import Layout
+from fastgc._noise import NOISE_NFEV
 from fastgc._plan import miss_probability
 
 
@@ -150,7 +151,8 @@ def test_same_seed_same_directions_on_every_engine():
     bad = _wrong(grads, "entry")
     a = fastgc.check(net, bad, params, X, Y, directions=2, seed=11, engine="network")
     b = fastgc.check(net, bad, params, X, Y, directions=2, seed=11, engine="loop")
-    assert a.nfev == b.nfev
+    # the loop engine measures the cost's noise first; fastgc's own float64 network need not
+    assert a.nfev + NOISE_NFEV == b.nfev
     assert [x.diagnosis for x in a.blocks.values()] == [x.diagnosis for x in b.blocks.values()]
     np.testing.assert_array_equal(a.checked, b.checked)
 

@@ -63,6 +63,9 @@ class Objective:
 
     name = "abstract"
     setup_nfev = 1  # the base point
+    # Whether the check measures the cost's noise (fastgc._noise) before choosing steps: an
+    # engine whose cost is known to be deterministic float64 may skip it.
+    measures_noise = True
 
     def __init__(self, layout, theta: np.ndarray):
         self.layout = layout

@@ -19,6 +19,7 @@ class NetworkObjective(Objective):
     """Evaluate perturbed costs of an ``MLP`` with the prefix-caching numba kernel."""
 
     name = "network"
+    measures_noise = False  # fastgc's own float64 MLP: deterministic, float64 rounding only
 
     def __init__(self, net, layout, theta, args=(), max_memory=None):
         super().__init__(layout, theta)
