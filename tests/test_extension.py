@@ -21,7 +21,7 @@ class ForwardDifference(_scheme.Scheme):
         d = objective.at_coordinates(index, step)
         return _scheme.Estimate(d.values / step, d.noise / step, step)
 
-    def black_box_kinks(self, objective, index, estimate, suspects):
+    def black_box_kinks(self, objective, index, estimate, suspects, analytic, threshold):
         return np.zeros(len(index), dtype=bool)
 
 
