@@ -136,6 +136,30 @@ def _limit_threads(threads: int) -> None:
             _BLAS_LIMITED.append(threadpool_limits(limits=threads, user_api="blas"))
 
 
+def parent_blas_threads() -> int | None:
+    """The BLAS threads this process uses (threadpoolctl), or None when it cannot tell.
+
+    A worker gets at most as many: a numpy cost's matrix products can round differently with
+    another BLAS thread count, so a user who pins BLAS (``OPENBLAS_NUM_THREADS=1``,
+    threadpoolctl) gets the same bits from every worker count, and one who does not is never
+    oversubscribed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    counts = [int(i.get("num_threads", 0)) for i in threadpool_info()
+              if i.get("user_api") == "blas"]
+    return max(counts) if counts and min(counts) > 0 else None
+
+
+def _worker_threads(n_workers: int) -> int:
+    """Threads for each of ``n_workers`` local workers: the cores shared out, and never more
+    BLAS threads than this process has."""
+    threads = max(1, cores() // n_workers)
+    parent = parent_blas_threads()
+    return threads if parent is None else max(1, min(threads, parent))
+
+
 def _threads_here(threads) -> int:
     if isinstance(threads, dict):  # dask: tasks at once on this worker's host, by address
         from distributed import get_worker
@@ -258,7 +282,7 @@ class _ExecutorBackend(_Backend):
         # 0: leave threads alone. A thread pool runs in the user's own process, whose BLAS
         # settings are not fastgc's to change.
         self.threads = (0 if isinstance(executor, concurrent.futures.ThreadPoolExecutor)
-                        else max(1, cores() // self.n_workers))
+                        else _worker_threads(self.n_workers))
 
     def submit(self, token, spec, method, args):
         return self.executor.submit(evaluate_chunk, token, spec, self.threads, method, args)
@@ -277,7 +301,8 @@ def _own_pool(n: int, threads: int):
                           "'fastgc[workers]' (or pass a concurrent.futures.Executor)") from None
     with _OWN_POOL_LOCK:
         executor = _OWN_POOL.get("executor")
-        if executor is not None and _OWN_POOL["n"] == n and not executor._flags.shutdown:
+        if (executor is not None and (_OWN_POOL["n"], _OWN_POOL["threads"]) == (n, threads)
+                and not executor._flags.shutdown):
             # (loky flags a pool that lost a worker as shut down: it cannot take work again)
             return executor
         if executor is not None:
@@ -286,7 +311,7 @@ def _own_pool(n: int, threads: int):
         env = {var: str(threads) for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                              "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
         executor = loky.ProcessPoolExecutor(max_workers=n, timeout=IDLE_TIMEOUT, env=env)
-        _OWN_POOL.update(n=n, executor=executor)
+        _OWN_POOL.update(n=n, threads=threads, executor=executor)
         return executor
 
 
@@ -295,6 +320,7 @@ def shutdown_own_pool(kill: bool = False) -> None:
     with _OWN_POOL_LOCK:
         executor = _OWN_POOL.pop("executor", None)
         _OWN_POOL.pop("n", None)
+        _OWN_POOL.pop("threads", None)
     if executor is not None:
         executor.shutdown(wait=not kill, kill_workers=kill)
 
@@ -307,7 +333,7 @@ class _OwnPoolBackend(_ExecutorBackend):
 
     def __init__(self, n: int):
         self.n_workers = n
-        self.threads = max(1, cores() // n)
+        self.threads = _worker_threads(n)
         self.executor = _own_pool(n, self.threads)
 
     def renew(self) -> bool:

@@ -314,6 +314,11 @@ def test_ctrl_c_cancels_dask_work(cluster, loop_problem):
     assert not any(cluster.processing().values())
 
 
+def _pid(_):
+    time.sleep(0.05)  # long enough that both processes take some
+    return os.getpid()
+
+
 class _CountingExecutor(concurrent.futures.ProcessPoolExecutor):
     """Counts the chunks submitted, and those that carry the check's spec (the data sent to a
     worker)."""
@@ -331,6 +336,10 @@ class _CountingExecutor(concurrent.futures.ProcessPoolExecutor):
 def test_spec_is_sent_about_once_per_worker(loop_problem):
     cost, grad, params, X, Y = loop_problem
     with _CountingExecutor(2, mp_context=multiprocessing.get_context("spawn")) as executor:
+        # Both processes started first: a spawn start takes seconds on a loaded machine, and a
+        # worker still starting leaves its first chunks to the other.
+        executor_pids = set(executor.map(_pid, range(8)))
+        assert executor_pids
         # richardson: a dozen chunks in several requests
         r = fastgc.check(cost, grad, params, X, Y, method="richardson", workers=executor)
     assert r.nfev > 3000
@@ -349,3 +358,17 @@ def test_scaling_bench_rows():
         ("loop", 1), ("loop", 2), ("network", 1), ("network", 2)]
     assert rows[0]["efficiency"] == 1.0 and all(r["seconds"] > 0 for r in rows)
     assert "efficiency" in format_scaling(rows, name="exercise", coordinates=20)
+
+
+def test_workers_never_get_more_blas_threads_than_this_process():
+    # A numpy cost's products can round differently with another BLAS thread count: a user
+    # who pins BLAS to one thread gets one thread in every worker, hence the same bits from
+    # any worker count (measured on 16 cores: 8 BLAS threads per worker changed the last bits
+    # of a 784-256-128-10 numpy cost).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert _workers.parent_blas_threads() == 1
+        assert _workers._worker_threads(1) == 1
+    assert _workers._worker_threads(1) == max(1, min(_workers.cores(),
+                                                     _workers.parent_blas_threads()))
