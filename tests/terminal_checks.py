@@ -8,51 +8,18 @@ The problems are large enough that every full request is cut into several chunks
 import pickle
 import sys
 
-import numba
 import numpy as np
 
+# The costs of the reliability tests (this script runs with tests/ as its directory).
+from test_reliability import (
+    loop_cost,
+    numba_cost,
+    numba_grad,
+    tanh_regression,
+    tanh_regression_grad,
+)
+
 import fastgc
-
-
-@fastgc.batched
-def tanh_regression(p, X, Y):
-    """``(1/2m) ||W2 tanh(W1 X + b1) + b2 - Y||^2``: batch-aware and complex-safe."""
-    H = np.tanh(np.matmul(p["W1"], X) + p["b1"])
-    R = np.matmul(p["W2"], H) + p["b2"] - Y
-    return 0.5 * np.sum(R * R, axis=(-2, -1)) / X.shape[1]
-
-
-def tanh_regression_grad(p, X, Y):
-    m = X.shape[1]
-    H = np.tanh(p["W1"] @ X + p["b1"])
-    R = (p["W2"] @ H + p["b2"] - Y) / m
-    D = (p["W2"].T @ R) * (1 - H * H)
-    return {"dW1": D @ X.T, "db1": D.sum(1, keepdims=True), "dW2": R @ H.T,
-            "db2": R.sum(1, keepdims=True)}
-
-
-def loop_cost(p, X, Y):
-    value = tanh_regression(p, X, Y)
-    return value[()] if np.iscomplexobj(value) else float(value)
-
-
-@numba.njit
-def numba_cost(theta, A, y):
-    total = theta[0] * 0.0  # complex-safe: the accumulators take theta's type
-    for i in range(A.shape[0]):
-        r = theta[0] * 0.0
-        for j in range(A.shape[1]):
-            r += A[i, j] * theta[j]
-        t = np.tanh(r - y[i])
-        total += t * t
-    return total
-
-
-def numba_grad(p, A, y):
-    theta = np.concatenate([p["w"].ravel(), p["c"].ravel()])
-    t = np.tanh(A @ theta - y)
-    g = A.T @ (2 * t * (1 - t * t))
-    return {"w": g[: p["w"].size].reshape(p["w"].shape), "c": g[p["w"].size :]}
 
 
 def problem(engine):
