@@ -321,7 +321,26 @@ def cnn_text(data: dict) -> str:
     ])
 
 
+def directions_sweep_text(data: dict) -> str:
+    """The 936k-parameter directions case over many seeds (bench/directions_seed_sweep.py)."""
+    d = data.get("directions_sweep")
+    if not d:
+        return ""
+    parts = []
+    for kind, label in (("entry", "a single entry of median magnitude off by 1e-3"),
+                        ("row", "a zeroed row")):
+        r = d[kind]
+        named = r["seeds"] - len(r["wrong"])
+        parts.append(f"{label}: named for {named} of {r['seeds']} seeds (seeds 0-"
+                     f"{r['seeds'] - 1}), {r['nfev_median']:.0f} evaluations in the median "
+                     f"(at most {r['nfev_max']}), {fmt_seconds(r['seconds_median'])} per check "
+                     "in the median")
+    return ("On the 936k-parameter network (`python bench/directions_seed_sweep.py`, "
+            "`directions=2`): " + "; ".join(parts) + ".")
+
+
 README_BLOCKS = {
+    "directions-sweep": directions_sweep_text,
     "cnn": cnn_text,
     "performance-table": performance_table,
     "machine": machine_text,
