@@ -152,3 +152,45 @@ def test_network_engine_takes_params_in_any_key_order():
         np.testing.assert_array_equal(other.numeric[k], ordered.numeric[k])
         np.testing.assert_allclose(other.numeric[k], loop.numeric[k], rtol=1e-6, atol=1e-9)
     assert [n for n, b in other.blocks.items() if not b.passed] == ["W2"]
+
+
+def test_numba_engine_survives_an_earlier_cost_whose_module_is_gone(tmp_path):
+    # The numba engine's kernel is specialised on the user's dispatcher. Were it cached on
+    # disk, the cache index would name every earlier cost's module, and a later process that
+    # cannot import that module (another project, a test file run from elsewhere) would fail
+    # with ModuleNotFoundError on every numba check. Two processes share one numba cache
+    # directory; the first cost's module is not on the second one's path.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "costs_elsewhere.py").write_text(textwrap.dedent("""
+        import numba
+        import numpy as np
+
+        def quartic(theta, A):
+            r = A @ theta
+            return 0.25 * np.sum(r**4)
+
+        quartic_numba = numba.njit(quartic)
+    """))
+    runs = [(first, """
+        from costs_elsewhere import quartic_numba
+        A = np.random.default_rng(0).standard_normal((5, 4))
+        x = np.ones(4)
+        r = fastgc.check(quartic_numba, A.T @ (A @ x) ** 3, x, A, engine="numba")
+    """), (tmp_path, """
+        cost = numba.njit(lambda theta: np.sum(theta ** 4))
+        x = np.linspace(-1.0, 1.0, 6)
+        r = fastgc.check(cost, 4 * x ** 3, x, engine="numba")
+    """)]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    for cwd, body in runs:
+        code = ("import numba, numpy as np, fastgc\n" + textwrap.dedent(body)
+                + "assert r.passed and r.engine == 'numba', r.report()\nprint('ok')\n")
+        run = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-2000:]

@@ -23,10 +23,12 @@ from ._base import (
 )
 
 
-# The kernel takes the user's dispatcher as an argument, so numba specialises it per cost: it
-# compiles once per process and cost (its cache entry is keyed on the dispatcher's type, which
-# is new in every process). cache=True still saves the work for kernels that repeat.
-@jit(parallel=True)
+# The kernel takes the user's dispatcher as an argument, so numba specialises it per cost and
+# compiles it once per process and cost. Cannot cache: an on-disk entry would be keyed on the
+# dispatcher's type, and loading the cache index unpickles every earlier cost's type, which
+# imports that cost's module: a cost from a module no longer importable (another project, a
+# test file) then broke every later numba check with ModuleNotFoundError.
+@jit(parallel=True, cache=False)
 def _coordinate_deltas(cost, theta, index, step, base, args, n_groups):
     """``out[j] = cost(theta + step[j] e_{index[j]}, *args) - base``, threads over groups."""
     n = index.shape[0]
@@ -43,7 +45,7 @@ def _coordinate_deltas(cost, theta, index, step, base, args, n_groups):
     return out
 
 
-@jit(parallel=True)
+@jit(parallel=True, cache=False)  # cannot cache: see _coordinate_deltas
 def _complex_imag(cost, theta, index, h, args, n_groups):
     """``out[j] = Im cost(theta + i h e_{index[j]}, *args)``, threads over groups."""
     n = index.shape[0]
