@@ -167,3 +167,30 @@ def test_a_check_sets_the_engine_up_once(monkeypatch, options, dims, capsys):
     assert len(calls) == 1
     if dims[0] == 12 and "directions" not in options and options.get("method") != "complex":
         assert len(requests) > 1  # the work really came in several chunks
+
+
+def test_a_central_check_compiles_only_its_kernels():
+    """A first central check of a relu network loads (or compiles) the coordinate kernel and
+    the linear tables only: no Taylor tables, kink, directions or complex-step kernels."""
+    import subprocess
+    import sys
+
+    code = """
+import numba, numpy as np, fastgc
+from numba.core.registry import CPUDispatcher
+from fastgc._network import _complex, _coordinates, _directions, _kinks
+net = fastgc.MLP([4, 5, 3, 1], "relu", "bce")
+p = net.init(0)
+X = np.random.default_rng(0).standard_normal((4, 6)); Y = np.ones((1, 6))
+assert fastgc.check(net, net.gradients(p, X, Y), p, X, Y).passed
+for module in (_complex, _coordinates, _directions, _kinks):
+    for name, f in sorted(vars(module).items()):
+        if (isinstance(f, CPUDispatcher) and f.signatures
+                and f.py_func.__module__ == module.__name__):
+            print(module.__name__.rsplit(".", 1)[1], name, len(f.signatures))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.stdout.split("\n")[:-1]) == [
+        "_coordinates _deltas_block 1", "_coordinates _linear_serial 1"]
