@@ -169,6 +169,37 @@ def test_a_check_sets_the_engine_up_once(monkeypatch, options, dims, capsys):
         assert len(requests) > 1  # the work really came in several chunks
 
 
+def _span_directions(theta, starts, seed):
+    """Contiguous spans: whole blocks, the whole vector, spans across block edges and inside a
+    row, and one whose steps partly vanish (tiny values against large parameters)."""
+    rng = np.random.default_rng(seed)
+    P = theta.size
+    spans = [(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    spans += [(0, P), (1, P - 1), (int(starts[1]) - 2, int(starts[2]) + 3), (3, 5)]
+    directions = [(np.arange(a, b), rng.standard_normal(b - a)) for a, b in spans]
+    indices, values = directions[0][0], directions[0][1].copy()
+    values[::2] = 1e-30  # theta + step * 1e-30 == theta: these steps vanish
+    directions.append((indices, values))
+    return directions, rng.choice([1e-6, -1e-3, 0.3], len(directions))
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.2])
+@pytest.mark.parametrize("case", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_span_directions_equal_index_arrays(case, l2, monkeypatch):
+    """A contiguous direction takes the span path (no gathers, row squares in one pass): the
+    same bits as the general path, which sees its indices as a scattered array."""
+    from fastgc._network import _directions
+
+    depth, loss, out, hidden = case
+    net, theta, X, Y = make_case(depth, loss, out, hidden, l2, m=6, seed=depth)
+    starts = np.cumsum([0] + [int(np.prod(shape)) for _, shape in net.param_shapes()])
+    directions, steps = _span_directions(theta, starts, seed=3)
+    fast = NetworkState(net, theta, X, Y).direction_deltas(directions, steps)
+    monkeypatch.setattr(_directions, "_span_start", lambda indices: -1)
+    slow = NetworkState(net, theta, X, Y).direction_deltas(directions, steps)
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+
+
 def test_a_central_check_compiles_only_its_kernels():
     """A first central check of a relu network loads (or compiles) the coordinate kernel and
     the linear tables only: no Taylor tables, kink, directions or complex-step kernels."""
