@@ -225,3 +225,25 @@ for module in (_complex, _coordinates, _directions, _kinks):
     assert run.returncode == 0, run.stderr
     assert sorted(run.stdout.split("\n")[:-1]) == [
         "_coordinates _deltas_block 1", "_coordinates _linear_serial 1"]
+
+
+@pytest.mark.parametrize("nblocks", [1, 3, 7, 40])
+def test_direction_activation_differences_by_any_split(nblocks):
+    """`_act_diff_par` cuts the flat entries anywhere (mid-row, mid-example): every entry is
+    act_diff of its own (unit, example), as the scalar function gives it."""
+    from fastgc._network import _directions
+    from fastgc._network._activations import code
+    from fastgc._network._differences import act_diff
+
+    rng = np.random.default_rng(nblocks)
+    m, k, n = 3, 4, 5
+    Z = rng.standard_normal((n, m))
+    A = np.maximum(Z, 0.0)
+    D = rng.standard_normal((n, k * m))
+    D[0, 1] = 0.0
+    relu = code("relu")
+    out = np.full_like(D, np.nan)
+    _directions._act_diff_par(relu, Z, A, D, m, out, nblocks)
+    expected = np.array([[act_diff(relu, Z[i, c % m], A[i, c % m], D[i, c])
+                          for c in range(k * m)] for i in range(n)])  # fmt: skip
+    assert np.array_equal(out, expected)
