@@ -188,6 +188,33 @@ def threads():
     return out
 
 
+def direction_products(dims, m=64, k=2, repeat=5):
+    """Seconds and flops of the matrix products a ``directions=k`` check cannot avoid: for
+    each block's ``k`` directions at 4 steps (+-h, +-h/2), ``dW_l A_{l-1}`` (weights) and then
+    ``W_t dA_{t-1}`` for every later layer, each of shape (n_t, m) as the engine computes them.
+    The floor that "within Nx of its arithmetic" is measured against, timed in this process
+    (so on the same load); median of ``repeat``."""
+    rng = np.random.default_rng(0)
+    L = len(dims) - 1
+    W = [None] + [rng.standard_normal((dims[t], dims[t - 1])) for t in range(1, L + 1)]
+    A = [rng.standard_normal((n, m)) for n in dims]
+    products = []  # (left, right) pairs of one evaluation of every block
+    for layer in range(1, L + 1):
+        for weight in (True, False):
+            if weight:
+                products.append((W[layer], A[layer - 1]))  # dW_l A_{l-1}: same shapes as W_l
+            products.extend((W[t], A[t - 1]) for t in range(layer + 1, L + 1))
+    flops = 4 * k * sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in products)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(4 * k):
+            for a, b in products:
+                a @ b
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), flops
+
+
 def directions():
     import numba
 
@@ -204,7 +231,10 @@ def directions():
             t = time.perf_counter()
             r = fastgc.check(net, g, params, X, Y, directions=2)
             times.append(time.perf_counter() - t)
-        rows.append({"threads": c, "median_s": float(np.median(times)), "nfev": r.nfev})
+        products_s, flops = direction_products(dims)
+        rows.append({"threads": c, "median_s": float(np.median(times)), "nfev": r.nfev,
+                     "products_s": products_s, "products_gflop": flops / 1e9,
+                     "times_products": float(np.median(times)) / products_s})
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     return rows
 

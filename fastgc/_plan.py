@@ -86,7 +86,8 @@ def random_direction(rng: np.random.Generator, block: int, indices: np.ndarray) 
     norm = np.linalg.norm(values)
     if norm == 0.0:  # probability zero; keep the direction well defined anyway
         values[0], norm = 1.0, 1.0
-    return Direction(block, np.asarray(indices, dtype=np.int64), values / norm)
+    values /= norm  # in place: a block-sized array less
+    return Direction(block, np.asarray(indices, dtype=np.int64), values)
 
 
 def directions_plan(layout, k: int, rng: np.random.Generator) -> list[Direction]:

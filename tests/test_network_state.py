@@ -167,3 +167,83 @@ def test_a_check_sets_the_engine_up_once(monkeypatch, options, dims, capsys):
     assert len(calls) == 1
     if dims[0] == 12 and "directions" not in options and options.get("method") != "complex":
         assert len(requests) > 1  # the work really came in several chunks
+
+
+def _span_directions(theta, starts, seed):
+    """Contiguous spans: whole blocks, the whole vector, spans across block edges and inside a
+    row, and one whose steps partly vanish (tiny values against large parameters)."""
+    rng = np.random.default_rng(seed)
+    P = theta.size
+    spans = [(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    spans += [(0, P), (1, P - 1), (int(starts[1]) - 2, int(starts[2]) + 3), (3, 5)]
+    directions = [(np.arange(a, b), rng.standard_normal(b - a)) for a, b in spans]
+    indices, values = directions[0][0], directions[0][1].copy()
+    values[::2] = 1e-30  # theta + step * 1e-30 == theta: these steps vanish
+    directions.append((indices, values))
+    return directions, rng.choice([1e-6, -1e-3, 0.3], len(directions))
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.2])
+@pytest.mark.parametrize("case", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_span_directions_equal_index_arrays(case, l2, monkeypatch):
+    """A contiguous direction takes the span path (no gathers, row squares in one pass): the
+    same bits as the general path, which sees its indices as a scattered array."""
+    from fastgc._network import _directions
+
+    depth, loss, out, hidden = case
+    net, theta, X, Y = make_case(depth, loss, out, hidden, l2, m=6, seed=depth)
+    starts = np.cumsum([0] + [int(np.prod(shape)) for _, shape in net.param_shapes()])
+    directions, steps = _span_directions(theta, starts, seed=3)
+    fast = NetworkState(net, theta, X, Y).direction_deltas(directions, steps)
+    monkeypatch.setattr(_directions, "_span_start", lambda indices: -1)
+    slow = NetworkState(net, theta, X, Y).direction_deltas(directions, steps)
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+
+
+def test_a_central_check_compiles_only_its_kernels():
+    """A first central check of a relu network loads (or compiles) the coordinate kernel and
+    the linear tables only: no Taylor tables, kink, directions or complex-step kernels."""
+    import subprocess
+    import sys
+
+    code = """
+import numba, numpy as np, fastgc
+from numba.core.registry import CPUDispatcher
+from fastgc._network import _complex, _coordinates, _directions, _kinks
+net = fastgc.MLP([4, 5, 3, 1], "relu", "bce")
+p = net.init(0)
+X = np.random.default_rng(0).standard_normal((4, 6)); Y = np.ones((1, 6))
+assert fastgc.check(net, net.gradients(p, X, Y), p, X, Y).passed
+for module in (_complex, _coordinates, _directions, _kinks):
+    for name, f in sorted(vars(module).items()):
+        if (isinstance(f, CPUDispatcher) and f.signatures
+                and f.py_func.__module__ == module.__name__):
+            print(module.__name__.rsplit(".", 1)[1], name, len(f.signatures))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert sorted(run.stdout.split("\n")[:-1]) == [
+        "_coordinates _deltas_block 1", "_coordinates _linear_serial 1"]
+
+
+@pytest.mark.parametrize("nblocks", [1, 3, 7, 40])
+def test_direction_activation_differences_by_any_split(nblocks):
+    """`_act_diff_par` cuts the flat entries anywhere (mid-row, mid-example): every entry is
+    act_diff of its own (unit, example), as the scalar function gives it."""
+    from fastgc._network import _directions
+    from fastgc._network._activations import code
+    from fastgc._network._differences import act_diff
+
+    rng = np.random.default_rng(nblocks)
+    m, k, n = 3, 4, 5
+    Z = rng.standard_normal((n, m))
+    A = np.maximum(Z, 0.0)
+    D = rng.standard_normal((n, k * m))
+    D[0, 1] = 0.0
+    relu = code("relu")
+    out = np.full_like(D, np.nan)
+    _directions._act_diff_par(relu, Z, A, D, m, out, nblocks)
+    expected = np.array([[act_diff(relu, Z[i, c % m], A[i, c % m], D[i, c])
+                          for c in range(k * m)] for i in range(n)])  # fmt: skip
+    assert np.array_equal(out, expected)

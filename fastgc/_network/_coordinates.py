@@ -72,6 +72,10 @@ _TAYLOR_DELTA = 1e-4
 
 # Read at each call, so a test can force the threaded kernels.
 _SERIAL_WORK = SERIAL_WORK
+# About the multiply-adds of one (perturbation, example) pair of the coordinate kernel, the
+# unit of _SERIAL_WORK: a table row costs its chain's multiply-adds, far more than a pair (the
+# old count of (unit, example) pairs built the tables of 784-256-128-10 on one thread).
+_PAIR_MADDS = 50
 
 
 class Tables(NamedTuple):
@@ -101,7 +105,7 @@ class Tables(NamedTuple):
     g1: int
 
 
-@jit
+@jit(inline="always")
 def _linear_unit(gg, fc, tab):
     """V[gg, s] and margins T[gg, s] for global unit g = g0 + gg, all examples s.
 
@@ -282,34 +286,40 @@ def _taylor_unit(gg, fc, tab, delta):
         T[gg, s] = thr * _MARGIN_SAFETY
 
 
+# One kernel per kind of table, picked in Python by the layer's degree: a network without
+# tanh/sigmoid chains never compiles the Taylor tables, and no dispatch function sits between
+# the loop and the unit (numba re-optimises a callee's code at each level that links it, so
+# every level of calls costs compile time again). Serial and threaded variants are separate
+# kernels so that a small network compiles only the serial ones.
 @jit
-def _table_unit(gg, fc, tab, delta):
-    """`_linear_unit` or `_taylor_unit`, by the degree its layer needs."""
-    g = tab.g0 + gg
-    layer = 1
-    while tab.gstart[layer + 1] <= g:
-        layer += 1
-    if tab.kdeg[layer] > 1:
-        _taylor_unit(gg, fc, tab, delta)
-    else:
+def _linear_serial(fc, tab, a, b):
+    """`_linear_unit` for the table rows a <= gg < b."""
+    for gg in range(a, b):
         _linear_unit(gg, fc, tab)
 
 
 @jit(parallel=True)
-def _tables_kernel(fc, tab, delta):
-    """`_table_unit` for the global units g0 <= g < g1, in parallel."""
-    for gg in prange(tab.g1 - tab.g0):
-        _table_unit(gg, fc, tab, delta)
+def _linear_parallel(fc, tab, a, b):
+    """`_linear_serial` in parallel."""
+    for gg in prange(a, b):
+        _linear_unit(gg, fc, tab)
 
 
 @jit
-def _tables_serial(fc, tab, delta):
-    """`_tables_kernel` without threads, for small problems where waking threads costs more."""
-    for gg in range(tab.g1 - tab.g0):
-        _table_unit(gg, fc, tab, delta)
+def _taylor_serial(fc, tab, delta, a, b):
+    """`_taylor_unit` for the table rows a <= gg < b."""
+    for gg in range(a, b):
+        _taylor_unit(gg, fc, tab, delta)
 
 
-@jit
+@jit(parallel=True)
+def _taylor_parallel(fc, tab, delta, a, b):
+    """`_taylor_serial` in parallel."""
+    for gg in prange(a, b):
+        _taylor_unit(gg, fc, tab, delta)
+
+
+@jit(inline="always")
 def _one_delta(idx, step, fc, tab, cur, nxt):
     """J(theta + h e_idx) - J(theta), with h the step as rounded into theta."""
     theta, starts, dims, acts, loss, l2 = fc.theta, fc.starts, fc.dims, fc.acts, fc.loss, fc.l2
@@ -482,10 +492,24 @@ class CoordinateTables:
                      np.empty((g1 - g0, fc.m)), g0, g1)  # fmt: skip
         if g1 > g0:
             self.builds += 1
-            if (g1 - g0) * fc.m * self._K < _SERIAL_WORK:
-                _tables_serial(fc, tab, self._delta)
-            else:
-                _tables_kernel(fc, tab, self._delta)
+            dims = fc.dims
+            L = dims.size - 1
+            for layer in range(1, L - 1):
+                # this layer's units, as rows of the table
+                a = max(g0, int(self._gstart[layer])) - g0
+                b = min(g1, int(self._gstart[layer + 1])) - g0
+                if b <= a:
+                    continue
+                # multiply-adds per (unit, example): the chain from layer + 1 to the output
+                chain = int(np.sum(dims[layer + 2 :] * dims[layer + 1 : -1])) + int(dims[layer + 1])
+                k = int(self._kdeg[layer])
+                serial = (b - a) * fc.m * k * chain < _SERIAL_WORK * _PAIR_MADDS
+                if k > 1:
+                    kernel = _taylor_serial if serial else _taylor_parallel
+                    kernel(fc, tab, self._delta, a, b)
+                else:
+                    kernel = _linear_serial if serial else _linear_parallel
+                    kernel(fc, tab, a, b)
         return tab
 
     def deltas(self, index, step):

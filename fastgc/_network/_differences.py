@@ -203,7 +203,7 @@ def head_vec(loss, act, z, a, y, d, n, sy):
     return total
 
 
-@jit
+@jit(inline="always")
 def head_one(loss, act, z, a, y, i, d, n, sy):
     """Per-example cost difference when only output logit ``i`` changes, by ``d``."""
     if loss == BCE:

@@ -66,11 +66,18 @@ _NOISE_FACTOR = 4.0
 def _act_diff_range(code, z, a, d, m, out, q0, q1):
     """out[i, c] = g(z[i, s] + d[i, c]) - g(z[i, s]), s = c mod m, for flat q0 <= q < q1."""
     km = d.shape[1]
-    for q in range(q0, q1):
-        i = q // km
-        c = q - i * km
-        s = c % m
+    # (i, c, s) advanced by counters: two integer divisions per entry cost more than relu
+    i = q0 // km
+    c = q0 - i * km
+    s = c % m
+    for _ in range(q0, q1):
         out[i, c] = act_diff(code, z[i, s], a[i, s], d[i, c])
+        c += 1
+        s += 1
+        if s == m:
+            s = 0
+        if c == km:
+            i, c, s = i + 1, 0, 0
 
 
 @jit(parallel=True)
@@ -117,12 +124,53 @@ def _head_cols(loss, act, ZT, AT, YT, sy, DT, m):
 
 
 
+@jit
+def _span_start(indices):
+    """``indices[0]`` when ``indices[j] == indices[0] + j`` for every ``j`` (a contiguous span,
+    as the plans' whole-block directions are), else -1."""
+    first = indices[0]
+    for j in range(1, indices.size):
+        if indices[j] != first + j:
+            return -1
+    return first
+
+
+@jit
+def _span_steps(theta, lo, values, v0, step, local0, ncols, delta, rows):
+    """delta[q] = (theta[lo + q] + step values[v0 + q]) - theta[lo + q], the steps a perturbed
+    copy of theta applies, in one pass; returns how many are nonzero. For ``ncols > 0`` (a
+    weight block, ``delta[q]`` at its local index ``local0 + q``) also the row sums of squares,
+    rows[r] = sum delta[q]^2 over the row, added in index order from 0 as `np.bincount` adds."""
+    nnz = 0
+    r, c = 0, 0
+    acc = 0.0
+    if ncols > 0:
+        r = local0 // ncols
+        c = local0 - r * ncols
+    for q in range(delta.size):
+        t = theta[lo + q]
+        d = (t + step * values[v0 + q]) - t
+        delta[q] = d
+        if d != 0.0:
+            nnz += 1
+        if ncols > 0:
+            acc += d * d
+            c += 1
+            if c == ncols or q == delta.size - 1:
+                rows[r] = acc
+                r, c, acc = r + 1, 0, 0.0
+    return nnz
+
+
 def check_directions(directions, step, P):
     """Validate directions and steps for a network of ``P`` parameters.
 
     Returns
     -------
-    pairs : list of (int64 ndarray, float64 ndarray)
+    pairs : list of (indices, float64 ndarray)
+        ``indices`` an int64 ndarray, or a ``slice(a, b)`` where they were the contiguous span
+        ``a, a + 1, ..., b - 1`` (the plans' whole-block directions): no repeat test, no
+        gathers, no block search for those.
     step : numpy.ndarray, float64, shape (n,)
     """
     try:
@@ -135,7 +183,8 @@ def check_directions(directions, step, P):
     if not np.all(np.isfinite(step)):
         raise ValueError("step entries must be finite")
     pairs = []
-    slot = np.empty(P, dtype=np.int64)  # repeat test in O(size), no sort
+    slot = None  # repeat test in O(size), no sort; allocated on the first scattered direction
+    spans = {}  # id of an index array -> (the array, its span start or -1)
     for j, pair in enumerate(directions):
         try:
             indices, values = pair
@@ -144,58 +193,129 @@ def check_directions(directions, step, P):
         indices = np.asarray(indices)
         if indices.size and indices.dtype.kind not in "iu":
             raise TypeError(f"directions[{j}]: indices must be integers, got {indices.dtype}")
-        indices = indices.astype(np.int64)
+        indices = indices.astype(np.int64, copy=False)
         values = np.asarray(values, dtype=np.float64)
         if indices.ndim != 1 or values.shape != indices.shape:
             raise ValueError(
                 f"directions[{j}]: indices and values must be 1-d of equal length, got "
                 f"{indices.shape} and {values.shape}"
             )
-        if indices.size and (indices.min() < 0 or indices.max() >= P):
-            raise ValueError(f"directions[{j}]: indices must lie in [0, {P})")
-        positions = np.arange(indices.size)
-        slot[indices] = positions  # a repeated index keeps only its last position
-        if not np.array_equal(slot[indices], positions):
-            raise ValueError(f"directions[{j}]: indices must not repeat")
+        # contiguous copies only where needed: one compiled specialisation of the kernels
+        indices, values = np.ascontiguousarray(indices), np.ascontiguousarray(values)
+        # the same index array often comes back (a direction at +-h, h/2): tested once. The
+        # cache holds the array itself, so no id is reused while it lives.
+        hit = spans.get(id(indices))
+        if hit is None or hit[0] is not indices:
+            hit = spans[id(indices)] = (indices, _span_start(indices) if indices.size > 1 else -1)
+        first = hit[1]
+        if first >= 0:
+            if first + indices.size > P:
+                raise ValueError(f"directions[{j}]: indices must lie in [0, {P})")
+            indices = slice(int(first), int(first) + indices.size)
+        else:
+            if indices.size and (indices.min() < 0 or indices.max() >= P):
+                raise ValueError(f"directions[{j}]: indices must lie in [0, {P})")
+            if slot is None:
+                slot = np.empty(P, dtype=np.int64)
+            positions = np.arange(indices.size)
+            slot[indices] = positions  # a repeated index keeps only its last position
+            if not np.array_equal(slot[indices], positions):
+                raise ValueError(f"directions[{j}]: indices must not repeat")
         if not np.all(np.isfinite(values)):
             raise ValueError(f"directions[{j}]: values must be finite")
         pairs.append((indices, values))
     return pairs, step
 
 
+class _Piece:
+    """A direction's applied steps in one parameter block: ``delta`` at the block's local
+    indices ``local``, or at ``lo, lo + 1, ...`` when ``local`` is None (a span whose steps are
+    all nonzero; the same entries, in the same order, as the index array would hold)."""
+
+    __slots__ = ("local", "lo", "delta", "rows")
+
+    def __init__(self, local, delta, lo=0, rows=None):
+        self.local, self.delta, self.lo, self.rows = local, delta, lo, rows
+
+    def indices(self):
+        """The local indices as an array."""
+        if self.local is None:
+            return np.arange(self.lo, self.lo + self.delta.size)
+        return self.local
+
+    def entries(self, flat):
+        """``flat[local]``, a view where the piece is a span."""
+        if self.local is None:
+            return flat[self.lo : self.lo + self.delta.size]
+        return flat[self.local]
+
+
 class _Direction:
     """One direction's applied perturbation, split by parameter block."""
 
-    def __init__(self, theta, indices, values, step, starts):
-        moved = theta[indices] + step * values  # the perturbed vector, as an engine builds it
-        delta = moved - theta[indices]
-        keep = delta != 0.0
-        indices, delta = indices[keep], delta[keep]
-        block = np.searchsorted(starts, indices, side="right") - 1
-        self.pieces = {}  # block number -> (local indices, applied steps)
-        for b in np.flatnonzero(np.bincount(block, minlength=starts.size - 1)):
-            sel = block == b
-            self.pieces[int(b)] = (indices[sel] - starts[b], delta[sel])
+    def __init__(self, theta, indices, values, step, starts, shapes):
+        self.pieces = {}  # block number -> _Piece
+        if isinstance(indices, slice):
+            self._span(theta, indices, values, step, starts, shapes)
+        else:
+            moved = theta[indices] + step * values  # the perturbed vector, as an engine builds it
+            delta = moved - theta[indices]
+            keep = delta != 0.0
+            indices, delta = indices[keep], delta[keep]
+            block = np.searchsorted(starts, indices, side="right") - 1
+            for b in np.flatnonzero(np.bincount(block, minlength=starts.size - 1)):
+                sel = block == b
+                self.pieces[int(b)] = _Piece(indices[sel] - starts[b], delta[sel])
         self.first_layer = min(self.pieces) // 2 + 1 if self.pieces else 0
+
+    def _span(self, theta, span, values, step, starts, shapes):
+        """The pieces of the span ``span.start <= index < span.stop``: one pass over theta and
+        values per block, no index arrays."""
+        b0 = int(np.searchsorted(starts, span.start, side="right")) - 1
+        for b in range(b0, starts.size - 1):
+            lo, hi = max(span.start, int(starts[b])), min(span.stop, int(starts[b + 1]))
+            if lo >= hi:
+                break
+            delta = np.empty(hi - lo)
+            local0 = lo - int(starts[b])
+            # a weight block: its row sums of squared steps too, for the noise
+            ncols = shapes[b][1] if b % 2 == 0 else 0
+            rows = np.zeros(shapes[b][0]) if ncols else None
+            nnz = _span_steps(theta, lo, values, lo - span.start, step, local0, ncols, delta,
+                              delta if rows is None else rows)  # fmt: skip
+            if nnz == 0:
+                continue
+            if nnz < delta.size:  # vanished steps are dropped, as for an index array
+                keep = delta != 0.0
+                self.pieces[b] = _Piece(np.flatnonzero(keep) + local0, delta[keep])
+                continue
+            self.pieces[b] = _Piece(None, delta, local0, rows)
 
 
 def _weight_step(piece, shape):
     """dW as a dense matrix, or as a sparse one when it has few entries."""
-    local, delta = piece
+    delta = piece.delta
     size = shape[0] * shape[1]
-    if local.size * 8 >= size:
+    if piece.local is None and delta.size == size:
+        return delta.reshape(shape)  # the whole block (the piece owns delta)
+    if delta.size * 8 >= size:
         dW = np.zeros(size)
-        dW[local] = delta
+        if piece.local is None:
+            dW[piece.lo : piece.lo + delta.size] = delta
+        else:
+            dW[piece.local] = delta
         return dW.reshape(shape)
     from scipy.sparse import csr_matrix
 
+    local = piece.indices()
     return csr_matrix((delta, (local // shape[1], local % shape[1])), shape=shape)
 
 
 def _row_squares(piece, shape):
-    local, delta = piece
+    if piece.rows is not None:
+        return piece.rows
+    local, delta = piece.indices(), piece.delta
     return np.bincount(local // shape[1], weights=delta * delta, minlength=shape[0])
-
 
 
 class DirectionDeltas:
@@ -217,6 +337,7 @@ class DirectionDeltas:
         self._net, self._params, self._Zs, self._As = net, params, Zs, As
         self._starts = forward.packed.starts
         self._theta = forward.packed.theta
+        self._shapes = [shape for _, shape in net.param_shapes()]
         self._deltas = [d * d for d in net.example_deltas(params, Zs, As, Y)]  # squared
         self._acts = [code(a) for a in net.activations]
         self._loss = LOSS_CODES[net.loss]
@@ -240,7 +361,7 @@ class DirectionDeltas:
         noise = np.zeros(n)
         if n == 0:
             return out, noise
-        dirs = [_Direction(self._theta, idx, val, step[j], self._starts)
+        dirs = [_Direction(self._theta, idx, val, step[j], self._starts, self._shapes)
                 for j, (idx, val) in enumerate(pairs)]  # fmt: skip
         order = sorted((d.first_layer, j) for j, d in enumerate(dirs) if d.first_layer > 0)
         groups = {}
@@ -294,13 +415,13 @@ class DirectionDeltas:
                     R = _row_squares(wpiece, shape) @ delta
                     noise_ss[jj] += width * (R @ np.sum(base * base, axis=0))
                     if l2 != 0.0:
-                        local, dw = wpiece
-                        terms = dw * (2.0 * W.ravel()[local] + dw)
+                        dw = wpiece.delta
+                        terms = dw * (2.0 * wpiece.entries(W.ravel()) + dw)
                         l2_diff[jj] += np.sum(terms)
                         l2_noise[jj] += np.sqrt(np.log2(terms.size) + 1.0) * np.linalg.norm(terms)
                 bpiece = pieces.get(2 * li - 1)
                 if bpiece is not None:
-                    local, db = bpiece
+                    local, db = bpiece.indices(), bpiece.delta
                     dZ[local, cols] += db[:, None]
                     noise_ss[jj] += np.sum((db * db) @ delta[local])
             if li < L:
