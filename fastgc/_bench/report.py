@@ -339,7 +339,62 @@ def directions_sweep_text(data: dict) -> str:
             "`directions=2`): " + "; ".join(parts) + ".")
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def device_text(data: dict) -> str:
+    """bench/device_scaling.py on a 16-core machine: scaling and fixed costs, every run."""
+    dev = data.get("device_runs")
+    if not dev:
+        return ""
+    runs = dev["runs"]
+    final = runs[-1]
+    lines = [f"{dev['machine']}; `{dev['command']}`. " + "; ".join(r["label"] for r in runs)
+             + ".", ""]
+    lines += ["| network engine, full central check | threads | " +
+              " | ".join(f"run {k + 1}" for k in range(len(runs))) + " |",
+              "|---|---|" + "---|" * len(runs)]
+    for net in final["threads"]:
+        for j, row in enumerate(final["threads"][net]):
+            cells = []
+            for r in runs:
+                x = r["threads"][net][j]
+                cells.append(f"{fmt_seconds(x['median_s'])} ({x['speedup']:.1f}x, "
+                             f"{_pct(x['efficiency'])})")
+            lines.append(f"| {net if j == 0 else ''} | {row['threads']} | "
+                         + " | ".join(cells) + " |")
+    lines += ["", "| black-box numpy cost (loop engine), 1,600 coordinates of 784-256-128-10 "
+              "| workers | seconds | speed-up | efficiency | same bits as workers=1 |",
+              "|---|---|---|---|---|---|"]
+    for j, w in enumerate(final["workers"]):
+        lines.append(f"| {'final run' if j == 0 else ''} | {w['workers']} | "
+                     f"{fmt_seconds(w['seconds'])} | {w['speedup']:.2f}x | "
+                     f"{_pct(w['efficiency'])} | {'yes' if w['identical'] else 'no'} |")
+    lines += ["", "| fixed costs | " + " | ".join(f"run {k + 1}" for k in range(len(runs)))
+              + " |", "|---|" + "---|" * len(runs)]
+
+    def row(label, fn):
+        lines.append(f"| {label} | " + " | ".join(fn(r) for r in runs) + " |")
+
+    row("`fastgc.check` of the exercise network (47 parameters), median of 3,000",
+        lambda r: f"{r['fixed_cost']['check_ms']:.3f} ms")
+    row("its network kernel alone, same pairs", lambda r: f"{r['fixed_cost']['kernel_ms']:.3f} ms")
+    for method in ("central", "richardson"):
+        row(f"784-256-128-10 {method}: terminal / pipe (bar default; forced)",
+            lambda r, m=method: f"{r['terminal'][m]['tty_over_pipe']:.2f}; "
+                                f"{r['terminal'][m]['tty_bar_over_pipe']:.2f}")
+    row("`directions=2` on 784-1024-1024-10, 1 thread (x its matrix products)",
+        lambda r: f"{fmt_seconds(r['directions'][0]['median_s'])}"
+                  + (f" ({r['directions'][0]['times_products']:.1f}x)"
+                     if "times_products" in r["directions"][0] else ""))
+    row("first check in a fresh interpreter, empty numba cache",
+        lambda r: fmt_seconds(r["cold_start"]["cold_s"]))
+    return "\n".join(lines)
+
+
 README_BLOCKS = {
+    "device": device_text,
     "directions-sweep": directions_sweep_text,
     "cnn": cnn_text,
     "performance-table": performance_table,
