@@ -70,7 +70,9 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     """Run one check and build its result."""
     # A lower-precision cost cannot resolve the default threshold: raise it to what it can.
     noise = evaluator.cost_noise
-    problem = dataclasses.replace(problem, threshold=noise.threshold(problem.threshold))
+    threshold = noise.threshold(problem.threshold)
+    if threshold != problem.threshold:
+        problem = dataclasses.replace(problem, threshold=threshold)
     items = plan.select(problem.layout, problem.rng)
     if plan.items == "coordinates":
         measured = _measure_coordinates(scheme, evaluator, problem, items)

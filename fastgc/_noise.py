@@ -27,6 +27,7 @@ import numpy as np
 from ._objective import CostError
 
 _EPS = float(np.finfo(np.float64).eps)
+_TINY = float(np.finfo(np.float64).tiny)
 # Points of the difference table on each side of theta (7 points, theta's own included).
 _SIDE = 3
 # The table's spacing, relative to max(1, |theta_k|): large enough that float32 rounding of
@@ -66,7 +67,7 @@ class CostNoise:
     @property
     def relative(self) -> float:
         """Relative noise, at least float64's machine epsilon."""
-        return max(_EPS, self.sigma / max(self.cost, self.sigma, np.finfo(np.float64).tiny))
+        return max(_EPS, self.sigma / max(self.cost, self.sigma, _TINY))
 
     @property
     def low_precision(self) -> bool:
@@ -118,7 +119,7 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
         function of the parameters (dropout, an unseeded random draw).
     """
     again = objective.at_coordinates(np.zeros(1, dtype=np.int64), np.zeros(1)).values[0]
-    scale = max(abs(base_cost), np.finfo(np.float64).tiny)
+    scale = max(abs(base_cost), _TINY)
     if abs(again) > _NONDETERMINISTIC * scale:
         raise CostError(
             f"the cost is not deterministic: J(params) evaluated twice gave {base_cost:.17g} "

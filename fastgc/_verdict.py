@@ -18,6 +18,7 @@ import numpy as np
 
 # How many times the estimated numerical error a discrepancy may be and still count as noise.
 SAFETY = 10.0
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 def tolerance(scale, error, threshold: float):
@@ -56,7 +57,7 @@ def within_interval(g, low, high, error, threshold: float):
 def score(g, a, error, threshold: float):
     """``|g - a|`` over its tolerance: how far each item is from passing (> 1 fails)."""
     tol = tolerance(np.abs(g) + np.abs(a), error, threshold)
-    return np.abs(g - a) / np.where(tol > 0, tol, np.finfo(float).tiny)
+    return np.abs(g - a) / np.where(tol > 0, tol, _TINY)
 
 
 def relative_difference(g: np.ndarray, a: np.ndarray) -> float:

@@ -18,6 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+_EPS = float(np.finfo(np.float64).eps)
+_TINY = float(np.finfo(np.float64).tiny)
+
 
 class CostError(ValueError):
     """The user's cost returned something that is not a finite real scalar."""
@@ -143,7 +146,7 @@ def rounding_noise(base_cost: float) -> float:
     8 ulps is a deliberately generous figure (schemes multiply by a safety factor on top), so
     that noise never passes for a wrong gradient.
     """
-    return 8.0 * np.finfo(np.float64).eps * max(abs(base_cost), np.finfo(np.float64).tiny)
+    return 8.0 * _EPS * max(abs(base_cost), _TINY)
 
 
 def as_complex_imag(value, where: str) -> float:

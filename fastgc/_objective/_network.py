@@ -12,7 +12,7 @@ import numpy as np
 
 from .._jit import PARALLEL_LOCK
 from .._network import NetworkState
-from ._base import Deltas, Objective, as_cost_value, rounding_noise
+from ._base import _EPS, Deltas, Objective, as_cost_value, rounding_noise
 
 
 class NetworkObjective(Objective):
@@ -82,7 +82,7 @@ class NetworkObjective(Objective):
                                                       np.asarray(step, dtype=np.float64))
         # Far below 8 ulps of |J| (no totals are subtracted). A floor of a few ulps of each
         # difference keeps it from ever claiming exactness.
-        return Deltas(out, np.maximum(noise, 4 * np.finfo(np.float64).eps * np.abs(out)),
+        return Deltas(out, np.maximum(noise, 4 * _EPS * np.abs(out)),
                       len(directions))
 
     def complex_at_coordinates(self, index, h):
