@@ -77,6 +77,9 @@ class Evaluator:
         self.cost_noise = CostNoise(0.0, abs(engine.base_cost))
         if engine.measures_noise:
             self.cost_noise = measure_noise(self, engine.theta, engine.base_cost)
+            if engine.noise_floor > self.cost_noise.sigma:
+                self.cost_noise = CostNoise(engine.noise_floor, abs(engine.base_cost),
+                                            self.cost_noise.nfev)
             # a difference of two noisy values: twice the noise of one is generous enough
             self._floor = 2 * self.cost_noise.sigma
             self.noise = max(self.noise, self._floor)

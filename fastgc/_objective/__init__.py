@@ -52,6 +52,7 @@ _ENGINE_CLASSES = {
     "stacked": ("._stacked", "StackedObjective"),
     "numba": ("._numba", "NumbaObjective"),
     "network": ("._network", "NetworkObjective"),
+    "framework": ("._framework", "FrameworkObjective"),
 }
 
 
@@ -86,8 +87,15 @@ def _is_numba(cost) -> bool:
     return type(cost).__module__.startswith("numba") and hasattr(cost, "py_func")
 
 
+def _is_framework(cost) -> bool:
+    # a backend of fastgc.torch / fastgc.jax says so as data, not by its type's name
+    return getattr(cost, "fastgc_framework", None) is not None
+
+
 def _engine_for(cost, engine: str) -> str:
     if engine == "auto":
+        if _is_framework(cost):
+            return "framework"
         if _is_mlp(cost):
             return "network"
         if _is_numba(cost):
@@ -99,6 +107,9 @@ def _engine_for(cost, engine: str) -> str:
         raise ValueError(
             f"engine='network' needs a fastgc.MLP as the cost, got {type(cost).__name__}"
         )
+    if engine == "framework" and not _is_framework(cost):
+        raise ValueError("engine='framework' is the engine of fastgc.torch and fastgc.jax; "
+                         f"use their check functions (got a {type(cost).__name__} cost)")
     if engine == "numba" and not _is_numba(cost):
         raise ValueError(
             "engine='numba' needs a cost compiled with numba.njit, "

@@ -69,6 +69,10 @@ class Objective:
     # Whether the check measures the cost's noise (fastgc._noise) before choosing steps: an
     # engine whose cost is known to be deterministic float64 may skip it.
     measures_noise = True
+    # A lower bound on the noise (sigma) of one cost value that the engine knows from the
+    # dtype the cost computes in (a float32 tensor's rounding): a short noise table can miss
+    # noise that quantised inputs make piecewise constant, never exceed what the dtype implies.
+    noise_floor = 0.0
 
     def __init__(self, layout, theta: np.ndarray):
         self.layout = layout
