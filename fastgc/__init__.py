@@ -19,9 +19,11 @@ batched                 mark a cost as accepting a leading batch axis (the stack
 gradient_check          the exercise's 1-D check
 gradient_check_n        the exercise's N-D check, with fast engines on request
 gc_utils                drop-in for the exercise's helper module
+torch                   ``fastgc.torch``: check, check_module, gradcheck for PyTorch autograd
+jax                     ``fastgc.jax``: check_vjp, check_jvp, check_grads for jax rules
 
 Everything not listed in ``__all__`` is private and may change. Importing fastgc does not
-compile any numba kernel: kernels compile (or load from cache) on first use.
+compile any numba kernel, nor import torch or jax (``fastgc.torch`` imports torch when used).
 """
 
 from ._version import __version__
@@ -44,6 +46,8 @@ __all__ = [
     "gc_utils",
     "gradient_check",
     "gradient_check_n",
+    "jax",
+    "torch",
 ]
 
 # Resolved lazily (PEP 562) so that ``import fastgc`` and ``fastgc --help`` stay light: numba
@@ -70,10 +74,10 @@ _LAZY = {
 def __getattr__(name):
     import importlib
 
-    if name == "gc_utils":
+    if name in ("gc_utils", "torch", "jax"):
         # import_module, not "from . import gc_utils": that asks this __getattr__ for the
         # name again before importing the submodule, and recurses.
-        return importlib.import_module(".gc_utils", __name__)
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name], __name__)
         return getattr(module, name)

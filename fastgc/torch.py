@@ -441,8 +441,8 @@ def _run(make, cotangent, reference_dtype, batching, nondet_tol, max_memory, exc
             notes.append(f"no float64 reference check: fn does not run in float64 "
                          f"({type(exc).__name__}: {_first_line(exc)})")
         else:
-            reference = _run(lambda _: make(torch.float64), None, None, batching, nondet_tol, max_memory, exclude,
-                             options, _reference_of=[c.to(torch.float64) for c in cot])
+            reference = _run(lambda _: make(torch.float64), None, None, batching, nondet_tol,
+                             max_memory, exclude, options, _reference_of=[c.to(torch.float64) for c in cot])
             notes.append(f"float64 reference check {'passed' if reference.passed else 'FAILED'}"
                          f" (difference {reference.difference:.2e}, threshold "
                          f"{reference.threshold:.1e}): it resolves what {dtype} cannot")
