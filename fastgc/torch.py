@@ -442,7 +442,8 @@ def _run(make, cotangent, reference_dtype, batching, nondet_tol, max_memory, exc
                          f"({type(exc).__name__}: {_first_line(exc)})")
         else:
             reference = _run(lambda _: make(torch.float64), None, None, batching, nondet_tol,
-                             max_memory, exclude, options, _reference_of=[c.to(torch.float64) for c in cot])
+                             max_memory, exclude, options,
+                             _reference_of=[c.to(torch.float64) for c in cot])
             notes.append(f"float64 reference check {'passed' if reference.passed else 'FAILED'}"
                          f" (difference {reference.difference:.2e}, threshold "
                          f"{reference.threshold:.1e}): it resolves what {dtype} cannot")
