@@ -9,11 +9,18 @@ check_jvp               check a forward-mode Jacobian-vector product
 check_layer             check a forward/backward pair (``affine_forward``, ``affine_backward``)
 check_module            check a stateful layer object (``parameters``, ``forward``, ``backward``)
 check_model             check a whole model layer by layer, and that its gradients chain the layers'
+check_hvp               check a Hessian-vector product against differences of the gradient
+check_hessian           check a Hessian matrix (dense, sparse, LinearOperator) block by block
+taylor_test             the adjoint codes' Taylor test: remainder rates on a noise-aware step ladder
+check_scipy             check fun/jac/hess/hessp written for scipy.optimize.minimize
 CostError               raised when a cost returns something that is not a finite real scalar
 Float32Warning          warned when float32 parameters are upcast to float64
 WorkerError             raised when ``check(..., workers=...)`` loses a chunk of work twice
 assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
 CheckResult             what ``check`` returns
+HessianResult           what ``check_hvp`` and ``check_hessian`` return (``PairResult`` per block)
+TaylorResult            what ``taylor_test`` returns
+ScipyCheckResult        what ``check_scipy`` returns
 MLP                     fastgc's dense network (the exercise's, any depth); a cost for ``check``
 batched                 mark a cost as accepting a leading batch axis (the stacked engine)
 gradient_check          the exercise's 1-D check
@@ -30,6 +37,11 @@ from ._version import __version__
 
 __all__ = [
     "CheckResult",
+    "HessianResult",
+    "PairResult",
+    "PropertyResult",
+    "ScipyCheckResult",
+    "TaylorResult",
     "CostError",
     "Float32Warning",
     "MLP",
@@ -38,15 +50,19 @@ __all__ = [
     "assert_gradients_close",
     "batched",
     "check",
+    "check_hessian",
+    "check_hvp",
     "check_jvp",
     "check_layer",
     "check_model",
     "check_module",
+    "check_scipy",
     "check_vjp",
     "gc_utils",
     "gradient_check",
     "gradient_check_n",
     "jax",
+    "taylor_test",
     "torch",
 ]
 
@@ -59,6 +75,15 @@ _LAZY = {
     "check_layer": "._layers",
     "check_module": "._layers",
     "check_model": "._model",
+    "check_hvp": "._second_order",
+    "check_hessian": "._second_order",
+    "taylor_test": "._taylor",
+    "check_scipy": "._scipy_check",
+    "HessianResult": "._second_order_result",
+    "PairResult": "._second_order_result",
+    "PropertyResult": "._second_order_result",
+    "TaylorResult": "._taylor",
+    "ScipyCheckResult": "._scipy_check",
     "CostError": "._objective._base",
     "Float32Warning": "._layout",
     "assert_gradients_close": "._check",
