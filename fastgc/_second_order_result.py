@@ -192,9 +192,9 @@ class HessianResult:
             if not g.passed:
                 lines.extend("    " + line for line in g.report(color=False).splitlines())
         if self.pairs:
+            calls = "hvp calls" if self.kind == "hvp" else "calls of hess and products with it"
             lines.append(f"  {self.mode} check, {self.description} ({self.step}), "
-                         f"{self.ngev} gradient evaluations, {self.nhvp} "
-                         f"{'hvp calls' if self.kind == 'hvp' else 'calls of hess and products with it'}, "
+                         f"{self.ngev} gradient evaluations, {self.nhvp} {calls}, "
                          f"{_seconds(self.seconds)}; threshold {self.threshold:.1e}")
             width = max([5, *(len(p.name) for p in self.pairs.values())])
             lines.append(f"  {'block':<{width}}  {'checked':>8}  {'difference':>10}  verdict")
