@@ -40,6 +40,14 @@ def _close(g, a) -> bool:
     return float(np.linalg.norm(g - a)) <= _FIT_RESIDUAL * scale
 
 
+def explains(g, candidate, a) -> bool:
+    """``candidate`` matches ``g`` to the fit tolerance and accounts for (almost all of) its
+    discrepancy from the numeric ``a``."""
+    gap = float(np.linalg.norm(g - candidate))
+    return gap <= _FIT_RESIDUAL * float(np.linalg.norm(g)) and gap <= 0.01 * float(
+        np.linalg.norm(g - a))
+
+
 def _factor_text(name: str, c: float) -> str:
     if abs(c + 1.0) < 1e-3:
         return f"{name} has the wrong sign (-1 x the numeric Hessian)"
@@ -94,12 +102,13 @@ def diagnose_pair(row, column, analytic: np.ndarray, numeric: np.ndarray, error:
                 return (f"{name} holds only its {word} triangle: the entries "
                         f"{'below' if word == 'upper' else 'above'} the diagonal are zero "
                         "where the numeric Hessian's are not (symmetrise: H + H.T - diag(H))")
-    if matrix and g.shape[0] == g.shape[1] and g.shape[0] > 1 and _close(g, a.T):
-        return (f"{name} is transposed (it matches the numeric block's transpose)"
-                if not diagonal else f"{name} is transposed")
+    # (a diagonal block of the numeric Hessian is symmetric: its transpose explains nothing)
+    if (matrix and not diagonal and g.shape[0] == g.shape[1] > 1
+            and explains(g, a.T, a)):
+        return f"{name} is transposed (it matches the numeric block's transpose)"
     if not matrix and len(row.shape) == 2 and row.shape[0] == row.shape[1] > 1:
         flipped = np.stack([col.reshape(row.shape).T.ravel() for col in a.T], axis=1)
-        if _close(g, flipped):
+        if explains(g, flipped, a):
             return (f"(H v)[{row.name}] is transposed: it matches the numeric product with "
                     f"{row.name}'s axes swapped")
     if diagonal:
