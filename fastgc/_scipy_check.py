@@ -193,15 +193,18 @@ def check_scipy(fun, x0, args=(), jac=None, hess=None, hessp=None, *, points=2, 
     notes = []
     # -- which callables there are ----------------------------------------------------------
     if jac is True:
-        def cost(p):
-            value = fun(np.array(p["x"]), *args)
+        def both(x):
+            value = fun(np.array(x), *args)
             if not (isinstance(value, tuple) and len(value) == 2):
                 raise TypeError("with jac=True, fun must return (f, g) (scipy's convention), "
                                 f"not {type(value).__name__}")
-            return value[0]
+            return value
+
+        def cost(p):
+            return both(p["x"])[0]
 
         def grad_x(x):
-            return _flat_output(fun(np.array(x), *args)[1], n, "fun(x)[1] (jac=True)")
+            return _flat_output(both(x)[1], n, "fun(x)[1] (jac=True)")
     elif callable(jac):
         def cost(p):
             return fun(np.array(p["x"]), *args)

@@ -44,8 +44,8 @@ _FLOOR_SIGMAS = 3.0
 # Halving stops once the remainder is within this factor of the floor ...
 _NEAR = 10.0
 # ... and the rate is fitted on the steps whose remainder is at least this far above it, where
-# the noise moves the remainder by under 1% (the rate by under 0.03 per halving).
-_ABOVE = 100.0
+# the noise (~1.4 sigma) moves the remainder by about 1% (the rate by ~0.02 per halving).
+_ABOVE = 30.0
 # A ladder whose remainder has shrunk this many halvings in a row at a rate at least 0.5 below
 # the expected one has shown its rate: it stops there instead of halving down to the floor.
 _STEADY_SLOW = 6
@@ -201,7 +201,11 @@ def _noise(J, theta, h, J0) -> tuple[float, int]:
         # noise, or a kink crossed by the table: a finer table tells (noise stays)
         fine = table(spacing / 10)
         n += 2 * _SIDE
-        sigma = fine if fine > sigma / 3 else 0.0
+        # A kink's table shrinks with the spacing (to 1/10), noise's does not; a 7-point
+        # estimate of noise scatters by a factor ~3 either way, so only a drop beyond 6 counts
+        # as a kink, and noise is taken at the larger estimate (a floor set too low would let
+        # the fit run into the noise).
+        sigma = max(sigma, fine) if fine > sigma / 6 else 0.0
     return max(sigma, abs(again - J0)), n
 
 
@@ -233,6 +237,13 @@ def _ladder(J, theta, h, J0, dJ, d2, sigma, max_halvings) -> dict:
         rates = np.log2(remainders[:-1] / remainders[1:])
     above = remainders > _ABOVE * floors
     stop = int(np.argmin(above)) if not above.all() else len(above)
+    # Noise the table under-measured shows as a remainder that stops shrinking smoothly: a
+    # rate below 0, or a jump of more than 1 from one halving to the next (a wrong gradient
+    # turns the rate from 2 to 1 over several halvings, never in one).
+    for k in range(1, stop - 1):
+        if rates[k] < 0 or abs(rates[k] - rates[k - 1]) > 1.0:
+            stop = k + 1
+            break
     out = dict(order=order, expected_rate=expected, steps=steps, remainders=remainders,
                rates=rates, window=(0, stop), noise=float(sigma), noise_floor=float(floor0),
                rate=math.nan, tail_rate=math.nan)
@@ -331,7 +342,7 @@ def taylor_test(cost, grad, params, *args, hvp=None, direction=None, per_block=F
     so no entry moves by more than that). The cost's noise is measured along ``h`` first (8
     evaluations, 14 for a lower-precision cost); the step halves until the remainder is within
     10 times its noise floor, and the rate is fitted (least squares in log-log) on the steps
-    whose remainder is at least 100 times above the floor. Fewer than 3 such steps is a
+    whose remainder is at least 30 times above the floor. Fewer than 3 such steps is a
     failure that says so (the cost is too noisy for the test), not a rate.
 
     Examples

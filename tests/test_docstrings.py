@@ -6,6 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["fastgc._check", "fastgc._objective", "fastgc._exercise", "fastgc._mlp",
+           "fastgc._second_order", "fastgc._taylor", "fastgc._scipy_check",
            "fastgc._layers", "fastgc._model"]
 
 
