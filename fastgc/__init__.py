@@ -18,7 +18,9 @@ Float32Warning          warned when float32 parameters are upcast to float64
 WorkerError             raised when ``check(..., workers=...)`` loses a chunk of work twice
 assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
 CheckResult             what ``check`` returns
-HessianResult           what ``check_hvp`` and ``check_hessian`` return (``PairResult`` per block)
+HessianResult           what ``check_hvp`` and ``check_hessian`` return
+PairResult              one block ``H[A, B]`` of a ``HessianResult``
+PropertyResult          a ``HessianResult``'s symmetry or linearity check
 TaylorResult            what ``taylor_test`` returns
 ScipyCheckResult        what ``check_scipy`` returns
 MLP                     fastgc's dense network (the exercise's, any depth); a cost for ``check``
@@ -37,14 +39,14 @@ from ._version import __version__
 
 __all__ = [
     "CheckResult",
+    "CostError",
+    "Float32Warning",
     "HessianResult",
+    "MLP",
     "PairResult",
     "PropertyResult",
     "ScipyCheckResult",
     "TaylorResult",
-    "CostError",
-    "Float32Warning",
-    "MLP",
     "WorkerError",
     "__version__",
     "assert_gradients_close",
