@@ -151,7 +151,7 @@ def _diff(a, b, path=""):
             else:
                 yield from _diff(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, (list, tuple)) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from _diff(x, y, f"{path}[{i}]")
     elif a != b:
         yield f"{path}: {a!r:.300} != {b!r:.300}"
