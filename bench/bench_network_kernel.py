@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from fastgc._bench import WORKLOADS
+from bench.harness import WORKLOADS
 from fastgc._network import (
     complex_step_derivatives,
     coordinate_deltas,

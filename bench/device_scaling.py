@@ -55,8 +55,12 @@ def _problem(dims, m=64, seed=0):
 
 def fixed_cost():
     import fastgc
+    from fastgc._exercise.original import (
+        backward_propagation_n,
+        exercise_data,
+        forward_propagation_n,
+    )
     from fastgc._network import NetworkState
-    from fastgc._reference import backward_propagation_n, exercise_data, forward_propagation_n
 
     X, Y, params = exercise_data()
     _, cache = forward_propagation_n(X, Y, params)
@@ -274,7 +278,7 @@ def workers_scaling():
 
 def cold_start():
     code = ("import time; t = time.perf_counter(); import numpy as np, fastgc\n"
-            "from fastgc._reference import exercise_data, forward_propagation_n, "
+            "from fastgc._exercise.original import exercise_data, forward_propagation_n, "
             "backward_propagation_n\n"
             "X, Y, p = exercise_data(); _, c = forward_propagation_n(X, Y, p)\n"
             "g = backward_propagation_n(X, Y, c, fixed=True)\n"

@@ -17,10 +17,10 @@ import json
 
 import numpy as np
 
-from fastgc._bench import Workload
-from fastgc._layout import Layout
-from fastgc._objective import make_objective
-from fastgc._scheme import central, complex_step, richardson_scipy
+from bench.harness import Workload
+from fastgc._core.layout import Layout
+from fastgc._core.schemes import central, complex_step, richardson_scipy
+from fastgc._engines.registry import make_objective
 
 WORKLOAD = Workload("smooth", (4, 16, 8, 3), "ce", 16, hidden="tanh", params_seed=3,
                     data_seed=4)

@@ -34,7 +34,7 @@ def _exercise_costs(problem):
     import numba
 
     import fastgc
-    from fastgc._bench.workloads import batched_cost
+    from bench.harness.workloads import batched_cost
 
     dims = tuple(problem.workload.dims)
     shapes = [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
@@ -62,7 +62,7 @@ def _exercise_costs(problem):
 def measure_nfev() -> dict:
     """Evaluations per full check of the exercise network, per engine and method (counted by
     fastgc.check's ``nfev``)."""
-    from fastgc._bench.workloads import workload
+    from bench.harness.workloads import workload
 
     problem = workload("exercise").build()
     costs = _exercise_costs(problem)
@@ -92,7 +92,11 @@ def measure_nfev() -> dict:
 def measure_accuracy() -> dict:
     """The exercise network's fixed backprop, one cost (fastgc.MLP), two engines, two steps."""
     import fastgc
-    from fastgc._reference import backward_propagation_n, exercise_data, forward_propagation_n
+    from fastgc._exercise.original import (
+        backward_propagation_n,
+        exercise_data,
+        forward_propagation_n,
+    )
 
     X, Y, p = exercise_data()
     _, cache = forward_propagation_n(X, Y, p)
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from fastgc._bench.report import update_readme
+    from bench.harness.report import update_readme
 
     data = json.loads(RESULTS.read_text())
     if args.measure:

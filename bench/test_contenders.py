@@ -1,4 +1,4 @@
-"""pytest-benchmark: every contender of ``fastgc._bench.CONTENDERS`` on every workload.
+"""pytest-benchmark: every contender of ``bench.harness.CONTENDERS`` on every workload.
 
 Run with ``python -m pytest bench/`` (outside the default test run). One benchmark per
 (contender, workload), grouped per workload; each call is warmed up first and its result is
@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from fastgc import _bench
+from bench import harness as _bench
 
 FULL = os.environ.get("FASTGC_BENCH_FULL") == "1"
 ROUNDS = int(os.environ.get("FASTGC_BENCH_ROUNDS", "3"))

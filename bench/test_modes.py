@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastgc
-from fastgc._bench import Workload
+from bench.harness import Workload
 
 # Seeded as fastgc bench's workloads: params init(0), data seed 1.
 WORKLOAD = Workload("modes", (784, 1024, 128, 10), "ce", 32)

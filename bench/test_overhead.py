@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import fastgc
-from fastgc import _bench
+from bench import harness as _bench
 
 RICHARDSON_MAX = int(os.environ.get("FASTGC_BENCH_RICHARDSON_MAX", "100000"))
 ROUNDS = int(os.environ.get("FASTGC_BENCH_ROUNDS", "3"))

@@ -2,13 +2,13 @@
 
 ``import fastgc`` (timed by pytest-benchmark), and, in ``extra_info``, the cold JIT compile
 (empty ``NUMBA_CACHE_DIR``) and the first check in a fresh process with a warm cache, both
-measured by ``fastgc._bench.startup_rows``.
+measured by ``bench.harness.startup_rows``.
 """
 
 import subprocess
 import sys
 
-from fastgc import _bench
+from bench import harness as _bench
 
 
 def test_import_fastgc(benchmark):

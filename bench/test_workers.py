@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import fastgc
-from fastgc import _bench
+from bench import harness as _bench
 
 WORKERS = [int(w) for w in os.environ.get("FASTGC_BENCH_WORKERS", "1,2").split(",")]
 COORDINATES = int(os.environ.get("FASTGC_BENCH_WORKERS_COORDINATES", "400"))

@@ -35,7 +35,7 @@ Everything not listed in ``__all__`` is private and may change. Importing fastgc
 compile any numba kernel, nor import torch or jax (``fastgc.torch`` imports torch when used).
 """
 
-from ._version import __version__
+from fastgc._version import __version__
 
 __all__ = [
     "CheckResult",
@@ -71,30 +71,30 @@ __all__ = [
 # Resolved lazily (PEP 562) so that ``import fastgc`` and ``fastgc --help`` stay light: numba
 # and scipy are imported only when a checking function is first used.
 _LAZY = {
-    "check": "._check",
-    "check_vjp": "._layers",
-    "check_jvp": "._layers",
-    "check_layer": "._layers",
-    "check_module": "._layers",
-    "check_model": "._model",
-    "check_hvp": "._second_order",
-    "check_hessian": "._second_order",
-    "taylor_test": "._taylor",
-    "check_scipy": "._scipy_check",
-    "HessianResult": "._second_order_result",
-    "PairResult": "._second_order_result",
-    "PropertyResult": "._second_order_result",
-    "TaylorResult": "._taylor",
-    "ScipyCheckResult": "._scipy_check",
-    "CostError": "._objective._base",
-    "Float32Warning": "._layout",
-    "assert_gradients_close": "._check",
-    "CheckResult": "._result",
-    "MLP": "._mlp",
-    "WorkerError": "._workers",
-    "batched": "._objective",
-    "gradient_check": "._exercise",
-    "gradient_check_n": "._exercise",
+    "check": "fastgc._check",
+    "check_vjp": "fastgc._layers",
+    "check_jvp": "fastgc._layers",
+    "check_layer": "fastgc._layers",
+    "check_module": "fastgc._layers",
+    "check_model": "fastgc._model",
+    "check_hvp": "fastgc._second_order",
+    "check_hessian": "fastgc._second_order",
+    "taylor_test": "fastgc._taylor",
+    "check_scipy": "fastgc._scipy_check",
+    "HessianResult": "fastgc._core.second_order_result",
+    "PairResult": "fastgc._core.second_order_result",
+    "PropertyResult": "fastgc._core.second_order_result",
+    "TaylorResult": "fastgc._taylor",
+    "ScipyCheckResult": "fastgc._scipy_check",
+    "CostError": "fastgc._errors",
+    "Float32Warning": "fastgc._errors",
+    "assert_gradients_close": "fastgc._check",
+    "CheckResult": "fastgc._core.result",
+    "MLP": "fastgc._network.mlp",
+    "WorkerError": "fastgc._errors",
+    "batched": "fastgc._engines.registry",
+    "gradient_check": "fastgc._exercise.checks",
+    "gradient_check_n": "fastgc._exercise.checks",
 }
 
 
@@ -106,7 +106,7 @@ def __getattr__(name):
         # name again before importing the submodule, and recurses.
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name], __name__)
+        module = importlib.import_module(_LAZY[name])
         return getattr(module, name)
     raise AttributeError(f"module 'fastgc' has no attribute {name!r}")
 

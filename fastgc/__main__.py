@@ -1,5 +1,5 @@
 """``python -m fastgc``: the same program as the ``fastgc`` command."""
 
-from ._cli import main
+from fastgc._cli import main
 
 raise SystemExit(main())

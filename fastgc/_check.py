@@ -8,15 +8,15 @@ import time
 
 import numpy as np
 
-from ._driver import Problem, run
-from ._evaluator import Evaluator
-from ._layout import Layout
-from ._localise import DEFAULT_BUDGET
-from ._objective import engine_names, make_objective
-from ._plan import make_plan
-from ._progress import progress_bar
-from ._scheme import DEFAULT_CENTRAL_STEP, SCHEMES
-from ._workers import EngineSpec, Workers, check_workers
+from fastgc._core.driver import Problem, run
+from fastgc._core.layout import Layout
+from fastgc._core.localise import DEFAULT_BUDGET
+from fastgc._core.plan import make_plan
+from fastgc._core.schemes import DEFAULT_CENTRAL_STEP, SCHEMES
+from fastgc._engines.evaluator import Evaluator
+from fastgc._engines.progress import progress_bar
+from fastgc._engines.registry import engine_names, make_objective
+from fastgc._engines.workers import EngineSpec, Workers, check_workers
 
 __all__ = ["assert_gradients_close", "check"]
 
@@ -29,7 +29,7 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
               seed, budget, max_memory, progress, exclude=None, workers=None):
     """Validate and normalise every argument of :func:`check` (kernels never re-check).
 
-    Returns the plan, the scheme, the :class:`~fastgc._driver.Problem` and ``workers``
+    Returns the plan, the scheme, the :class:`~fastgc._core.driver.Problem` and ``workers``
     normalised (None: in this process).
     """
     if not callable(cost):

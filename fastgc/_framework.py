@@ -3,7 +3,7 @@
 A framework front end turns the user's function into a cotangent-projected scalar cost held by
 a *backend* (the framework's tensors on their device and dtype), fetches the analytic gradient
 once, and hands both to the core :func:`fastgc.check`, whose engine (``engine="framework"``,
-``fastgc._objective._framework``) asks the backend for batches of perturbed costs. Afterwards
+``fastgc._engines.framework``) asks the backend for batches of perturbed costs. Afterwards
 the front end adds what only it can see, each as a new result (never an edit of a finished
 one): a backward that differs between two runs (nondeterminism), one that is not zero for a
 zero cotangent, and the float64 reference check of a lower-precision op.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._result import CheckResult
+from fastgc._core.result import CheckResult
 
 # Points per batched call at most; the memory budget below usually binds first.
 MAX_BATCH = 1024

@@ -18,8 +18,8 @@ import inspect
 
 import numpy as np
 
-from ._check import check
-from ._layout import Layout
+from fastgc._check import check
+from fastgc._core.layout import Layout
 
 __all__ = ["check_jvp", "check_layer", "check_module", "check_vjp"]
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._check import check
-from ._layers import _attribute, _binder, _split_output, check_layer, check_module
-from ._layout import exclusion
-from ._result import CheckResult
+from fastgc._check import check
+from fastgc._core.layout import exclusion
+from fastgc._core.result import CheckResult
+from fastgc._layers import _attribute, _binder, _split_output, check_layer, check_module
 
 __all__ = ["LayerResult", "ModelResult", "check_model"]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._check import check
-from ._gradient_differences import make_rng
-from ._result import CheckResult, _paint, _seconds, _use_color
-from ._second_order import check_hessian, check_hvp
-from ._second_order_result import same_result
+from fastgc._check import check
+from fastgc._core.gradient_differences import make_rng
+from fastgc._core.result import CheckResult, _paint, _seconds, _use_color
+from fastgc._core.second_order_result import same_result
+from fastgc._second_order import check_hessian, check_hvp
 
 __all__ = ["ScipyCheckResult", "check_scipy"]
 

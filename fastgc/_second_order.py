@@ -4,7 +4,7 @@ Both compare the user's Hessian with derivatives of the user's *gradient*: a pro
 with ``(g(theta + h v) - g(theta - h v)) / 2h`` (or its extrapolations), a Hessian column with
 the same along ``e_j``. The gradient is the vector-valued function here, as ``f`` is in
 :func:`fastgc.check_jvp`; its noise is measured and the step chosen for it
-(``fastgc._gradient_differences``). Directions are seeded Gaussians supported on one block
+(``fastgc._core.gradient_differences``). Directions are seeded Gaussians supported on one block
 each, so one direction on block ``B`` checks every block ``H[A, B]`` of that column at once and
 a failure is located as a block of the Hessian.
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._check import check
-from ._gradient_differences import (
+from fastgc._check import check
+from fastgc._core.gradient_differences import (
     DESCRIPTIONS,
     Gradient,
     check_count,
@@ -28,11 +28,11 @@ from ._gradient_differences import (
     make_rng,
     step_text,
 )
-from ._hessian_diagnosis import describe_transposed_product, diagnose_pair, explains
-from ._layout import Layout
-from ._plan import subset_plan
-from ._second_order_result import HessianResult, PairResult, PropertyResult
-from ._verdict import agree, relative_difference, tolerance
+from fastgc._core.hessian_diagnosis import describe_transposed_product, diagnose_pair, explains
+from fastgc._core.layout import Layout
+from fastgc._core.plan import subset_plan
+from fastgc._core.second_order_result import HessianResult, PairResult, PropertyResult
+from fastgc._core.verdict import agree, relative_difference, tolerance
 
 __all__ = ["check_hessian", "check_hvp"]
 

@@ -12,7 +12,7 @@ it the check of choice when each cost is a PDE solve (dolfin-adjoint/pyadjoint, 
 Its weak spot is the range of steps: a remainder that has sunk to the cost's noise no longer
 shrinks, and the rate computed there is garbage (pyadjoint halves 1e-2 four times, whatever the
 noise). Here the cost's noise is measured first (Moré and Wild's difference table, as
-``fastgc._noise`` does for :func:`fastgc.check`), the ladder halves from pyadjoint's start
+``fastgc._core.noise`` does for :func:`fastgc.check`), the ladder halves from pyadjoint's start
 until the remainder nears that noise floor, and the rate is fitted only where the remainder is
 far above it.
 """
@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._gradient_differences import make_rng
-from ._layout import Layout
-from ._noise import LOW_PRECISION, _ecnoise
-from ._objective import CostError
-from ._result import _paint, _use_color
-from ._second_order_result import same_result
+from fastgc._core.gradient_differences import make_rng
+from fastgc._core.layout import Layout
+from fastgc._core.noise import LOW_PRECISION, _ecnoise
+from fastgc._core.result import _paint, _use_color
+from fastgc._core.second_order_result import same_result
+from fastgc._errors import CostError
 
 __all__ = ["TaylorResult", "taylor_test"]
 
@@ -54,7 +54,7 @@ _MIN_WINDOW = 3
 # A rate this far below the expected one fails.
 RATE_TOLERANCE = 0.2
 _DEFAULT_HALVINGS = 30
-# The noise table's spacing (relative, as fastgc._noise's) and points per side.
+# The noise table's spacing (relative, as fastgc._core.noise's) and points per side.
 _TABLE_STEP = 1e-5
 _SIDE = 3
 

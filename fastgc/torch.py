@@ -27,8 +27,8 @@ import math
 import numpy as np
 import torch
 
-from ._check import check as _core_check
-from ._framework import (
+from fastgc._check import check as _core_check
+from fastgc._framework import (
     FrameworkResult,
     batch_size,
     batch_tolerance,
@@ -413,7 +413,7 @@ def _run(make, cotangent, reference_dtype, batching, nondet_tol, max_memory, exc
         backend = _Backend(forward_kept, base, kept_names, cot_acc, state, acc, max_memory)
         params = {n: t.detach().to("cpu", torch.float64).numpy().copy()
                   for n, t in zip(kept_names, base, strict=True)}
-        from ._layout import Layout
+        from fastgc._core.layout import Layout
 
         layout, _ = Layout.of(params, "inputs")
         notes = _choose_batching(backend, batching, layout, seed_of(options))

@@ -1,7 +1,7 @@
 """The gradient-checking exercise, self-contained: its helper module ``gc_utils``, its code
 cells and its seeded data, in plain numpy. It is the reference the exercise, demo, MLP and
 bad-input tests compare fastgc against, so it imports nothing from fastgc (neither
-``fastgc.gc_utils`` nor ``fastgc._reference``, which are code under test).
+``fastgc.gc_utils`` nor ``fastgc._exercise.original``, which are code under test).
 
 The helpers are the exercise's ``gc_utils`` as it defines them, for its fixed 3-layer network
 (W1 (5, 4), b1 (5, 1), W2 (3, 5), b2 (3, 1), W3 (1, 3), b3 (1, 1); 47 parameters): fixed key

@@ -3,8 +3,8 @@ as a user extending fastgc would (one module, one registry line)."""
 
 import numpy as np
 
-from fastgc._objective import Deltas, Objective
-from fastgc._objective._base import as_cost_value, rounding_noise
+from fastgc._engines.base import as_cost_value, rounding_noise
+from fastgc._engines.registry import Deltas, Objective
 
 
 class CopyingObjective(Objective):

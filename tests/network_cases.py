@@ -4,7 +4,7 @@ extended precision for their references."""
 import numpy as np
 from problems import LABELS, network_problem
 
-from fastgc._mlp import MLP
+from fastgc._network.mlp import MLP
 
 LD = np.longdouble
 

@@ -17,7 +17,7 @@ Modules, one concept each: ``_activations`` (the activation table, numpy only), 
 ``_coordinates`` (coordinate kernel and its linear/Taylor tables), ``_kinks``, ``_directions``,
 ``_complex`` and ``_state``.
 
-This package's names resolve lazily (PEP 562): ``fastgc._mlp`` imports the numpy-only
+This package's names resolve lazily (PEP 562): ``fastgc._network.mlp`` imports the numpy-only
 ``_activations`` from here, and must not import numba by doing so.
 """
 
@@ -32,7 +32,7 @@ __all__ = [
 
 def __getattr__(name):
     if name in __all__:
-        from . import _state
+        from fastgc._network import state as _state
 
         return getattr(_state, name)
     raise AttributeError(f"module 'fastgc._network' has no attribute {name!r}")

@@ -1,0 +1,277 @@
+"""The driver: plan -> scheme -> verdict -> result, the same for every mode and method.
+
+The plan selects the items (coordinates or directions), the scheme measures them through the
+evaluator, the verdict rule (``fastgc._core.verdict``) judges every block, and a failing block is
+diagnosed: by the pattern of its wrong coordinates, or, for directions, by a factor confirmed
+on fresh directions or by localising the wrong entries. The driver never asks which engine
+runs or which method was named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastgc._core.diagnosis import describe_localisation, diagnose, diagnose_factor
+from fastgc._core.kinks import find_kinks, one_sided_consistent
+from fastgc._core.localise import localise_block
+from fastgc._core.plan import random_direction
+from fastgc._core.result import BlockResult, CheckResult, EntryTable
+from fastgc._core.schemes import central, central_step, coordinate_steps
+from fastgc._core.verdict import agree, block_norms, blocks_agree, relative_difference, score
+
+# A factor fitted to a failing block's directional derivatives is confirmed on this many fresh
+# directions before it is reported: a few ratios can agree by chance (a wrong entry or row then
+# looks like "1.476 x"), all of them together only when the factor is real.
+CONFIRM_DIRECTIONS = 6
+
+
+@dataclass
+class Measured:
+    """What the scheme measured, one entry per checked item (coordinate or direction).
+
+    ``kinked`` items crossed a kink within the step and are judged by ``consistent`` (the
+    one-sided rule) instead of the threshold; elsewhere ``consistent`` is True.
+    """
+
+    block: np.ndarray
+    analytic: np.ndarray
+    numeric: np.ndarray
+    error: np.ndarray
+    kinked: np.ndarray
+    consistent: np.ndarray
+    smooth: np.ndarray | None = None  # one-sided differences agree, far from the analytic
+
+    def wrong(self, threshold: float) -> np.ndarray:
+        """Items that fail on their own: beyond tolerance (smooth ones), or outside the
+        one-sided differences (kinked ones)."""
+        beyond = ~agree(self.analytic, self.numeric, self.error, threshold)
+        return (beyond & ~self.kinked) | ~self.consistent
+
+
+@dataclass
+class Problem:
+    """The validated inputs of one check (see ``fastgc._check``)."""
+
+    layout: object
+    theta: np.ndarray
+    analytic: np.ndarray
+    ignored_keys: list
+    eps: float | None
+    threshold: float
+    rng: np.random.Generator
+    budget: int
+
+
+def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
+    """Run one check and build its result."""
+    # A lower-precision cost cannot resolve the default threshold: raise it to what it can.
+    noise = evaluator.cost_noise
+    threshold = noise.threshold(problem.threshold)
+    if threshold != problem.threshold:
+        problem = dataclasses.replace(problem, threshold=threshold)
+    items = plan.select(problem.layout, problem.rng)
+    if plan.items == "coordinates":
+        measured = _measure_coordinates(scheme, evaluator, problem, items)
+        diagnose_block = _CoordinateDiagnosis(problem, items, measured)
+    else:
+        measured = _measure_directions(scheme, evaluator, problem, items)
+        diagnose_block = _DirectionDiagnosis(scheme, evaluator, problem, measured)
+    blocks = judge_blocks(problem.layout, measured, problem.threshold, diagnose_block)
+    smooth = ~measured.kinked
+    notes = noise.notes(problem.threshold) + plan.notes(problem.layout, items)
+    if problem.layout.excluded:
+        notes.append(f"excluded (not checked): {', '.join(problem.layout.excluded)}")
+    if plan.items == "coordinates":
+        index, numeric = items, _numeric_structure(problem.layout, items, measured.numeric)
+        entries = _entry_table(problem, index, measured.numeric, measured.error)
+        notes += _kink_notes(problem.layout, index, measured)
+        kinks = [problem.layout.coordinate_name(int(i)) for i in index[measured.kinked]]
+    else:
+        index, numeric, kinks = diagnose_block.localised_entries(), None, []
+        entries = diagnose_block.entry_table(index)
+    return CheckResult(
+        difference=relative_difference(measured.analytic[smooth], measured.numeric[smooth]),
+        passed=all(b.passed for b in blocks.values()),
+        threshold=float(problem.threshold),
+        blocks=blocks,
+        numeric=numeric,
+        nfev=int(evaluator.nfev),
+        seconds=float(time.perf_counter() - start),
+        engine=evaluator.name,
+        method=scheme.name,
+        step=scheme.step_text(problem.eps, noise.central_step),
+        checked=np.asarray(index),
+        ignored_keys=list(problem.ignored_keys),
+        notes=notes,
+        kinks=kinks,
+        threshold_rule=scheme.rule_text(problem.threshold),
+        mode=plan.name,
+        description=scheme.description,
+        _entries=entries,
+    )
+
+
+def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -> dict:
+    """The verdict for every block with checked items; ``diagnose_block(b, block, sel, wrong)``
+    explains a failing one, returning ``(diagnosis, localisation_nfev)``.
+
+    Kinked items are left out of the block's norms (they are judged one by one instead)."""
+    n_blocks = len(layout.blocks)
+    smooth = ~measured.kinked
+    g, a, err, block_of = measured.analytic, measured.numeric, measured.error, measured.block
+    gap, scale, noise = block_norms(block_of, n_blocks, g, a, err, smooth)
+    passed = blocks_agree(gap, scale, noise, threshold)
+    counts = np.bincount(block_of, minlength=n_blocks)
+    kinks = np.bincount(block_of, weights=measured.kinked, minlength=n_blocks)
+    inconsistent = np.bincount(block_of, weights=~measured.consistent, minlength=n_blocks)
+    largest = np.zeros(n_blocks)
+    np.maximum.at(largest, block_of[smooth], np.abs(g - a)[smooth])
+    wrong = None
+    blocks = {}
+    for b_i, block in enumerate(layout.blocks):
+        if counts[b_i] == 0:
+            continue
+        ok = bool(passed[b_i]) and inconsistent[b_i] == 0
+        diagnosis, loc_nfev = "ok", 0
+        if not ok:
+            wrong = measured.wrong(threshold) if wrong is None else wrong
+            sel = np.flatnonzero(block_of == b_i)
+            diagnosis, loc_nfev = diagnose_block(b_i, block, sel, wrong)
+        difference = float(gap[b_i] / scale[b_i]) if scale[b_i] > 0 else 0.0
+        blocks[block.name] = BlockResult(
+            block.name, block.shape, int(counts[b_i]), difference, ok, float(largest[b_i]),
+            float(noise[b_i]), diagnosis, loc_nfev, kinks=int(kinks[b_i]))
+    return blocks
+
+
+# ---- coordinates (full and subset plans) ---------------------------------------------------
+def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured:
+    layout, theta, analytic = problem.layout, problem.theta, problem.analytic
+    estimate = scheme.estimate(evaluator, theta, index, problem.eps)
+    scheme.validate(evaluator, layout, theta, index, estimate, problem.rng)
+    kinked = np.zeros(len(index), dtype=bool)
+    consistent = np.ones(len(index), dtype=bool)
+    if scheme.looks_for_kinks:
+        kinked = find_kinks(evaluator, scheme, analytic, index, estimate, problem.threshold)
+        consistent[kinked] = one_sided_consistent(evaluator, analytic, index[kinked],
+                                                  estimate.step[kinked], problem.threshold)
+    smooth = None
+    if estimate.forward is not None:
+        # the one-sided slopes agree with each other ten times better than with the analytic
+        # value: the cost is smooth there, whatever the analytic value is
+        gap = np.abs(estimate.forward - estimate.backward)
+        smooth = gap <= 0.1 * np.abs(analytic[index] - estimate.numeric)
+    return Measured(layout.block_index(index), analytic[index], estimate.numeric,
+                    estimate.error, kinked, consistent, smooth)
+
+
+class _CoordinateDiagnosis:
+    """A failing block of coordinates: kinked entries outside their one-sided differences, or
+    the pattern of its wrong entries (factor, transpose, rows, columns, entries)."""
+
+    def __init__(self, problem, index, measured):
+        self.index, self.m = index, measured
+
+    def __call__(self, b_i, block, sel, wrong):
+        local = self.index[sel] - block.offset
+        inconsistent = ~self.m.consistent[sel]
+        if inconsistent.any():
+            bad = [block.entry_name(int(i)) for i in local[inconsistent][:5]]
+            return (f"{int(inconsistent.sum())} entries lie outside the one-sided differences "
+                    f"across a kink: {', '.join(bad)}"), 0
+        smooth = None if self.m.smooth is None else self.m.smooth[sel]
+        return diagnose(block, self.m.analytic[sel], self.m.numeric[sel], wrong[sel], local,
+                        smooth), 0
+
+
+def _numeric_structure(layout, index, numeric):
+    flat = np.full(layout.size, np.nan)
+    flat[index] = numeric
+    # NaN where not checked, excluded entries included
+    return layout.assemble([flat[b.offset : b.stop].reshape(b.shape) for b in layout.blocks],
+                           fill=np.nan)
+
+
+def _entry_table(problem, index, numeric, error) -> EntryTable:
+    g = problem.analytic[index]
+    return EntryTable(problem.layout, np.asarray(index), g, numeric, error,
+                      score(g, numeric, error, problem.threshold))
+
+
+def _kink_notes(layout, index, measured) -> list[str]:
+    kinked, consistent = measured.kinked, measured.consistent
+    n_kinks = int(kinked.sum())
+    if not n_kinks:
+        return []
+    names = [layout.coordinate_name(int(i)) for i in index[kinked][:5]]
+    more = f" and {n_kinks - 5} more" if n_kinks > 5 else ""
+    verdict = ("all consistent" if consistent.all()
+               else f"{int((~consistent).sum())} inconsistent")
+    return [f"{n_kinks} coordinate(s) not differentiable within the step (a kink crossed by "
+            "the step or at the point itself, result.kinks lists each): "
+            f"{', '.join(names)}{more}; judged against the one-sided differences instead: "
+            f"{verdict}"]
+
+
+# ---- directions ------------------------------------------------------------------------------
+def _measure_directions(scheme, evaluator, problem: Problem, directions) -> Measured:
+    checked = scheme.estimate_directions(evaluator, problem.analytic, problem.theta,
+                                         directions, problem.eps)
+    n = len(directions)
+    return Measured(np.array([d.block for d in directions], dtype=np.int64), checked.analytic,
+                    checked.numeric, checked.error, np.zeros(n, dtype=bool),
+                    np.ones(n, dtype=bool))
+
+
+class _DirectionDiagnosis:
+    """A failing block in directions mode: a constant factor when fresh directions confirm
+    it, else the wrong entries (or rows, columns) found by bisection within ``budget``."""
+
+    def __init__(self, scheme, evaluator, problem, measured):
+        self.scheme, self.evaluator, self.p, self.m = scheme, evaluator, problem, measured
+        self.entries: list[int] = []
+
+    def __call__(self, b_i, block, sel, wrong):
+        p = self.p
+        g, a = self.m.analytic[sel], self.m.numeric[sel]
+        factor = self._confirmed_factor(b_i, block, g, a)
+        if factor is not None:
+            return factor, 0
+        if p.budget <= 0:
+            return "the directional derivatives disagree (localisation disabled)", 0
+        # A part holding the error shows at least about the block's relative difference (more
+        # as parts shrink); a correct part only noise. A tenth of the block's difference
+        # separates the two better than the verdict threshold, which a small error barely
+        # crosses.
+        local_threshold = min(p.threshold, relative_difference(g, a) / 10)
+        found = localise_block(self.evaluator, p.analytic, p.theta, b_i, block, local_threshold,
+                               p.eps, p.rng, p.budget)
+        self.entries.extend(int(i) for grp in found.groups if len(grp) == 1 for i in grp)
+        return describe_localisation(block, found), found.nfev
+
+    def _confirmed_factor(self, b_i, block, g, a) -> str | None:
+        text = diagnose_factor(block, g, a, min_items=2)
+        if text is None:
+            return None
+        p = self.p
+        indices = np.arange(block.offset, block.stop, dtype=np.int64)
+        fresh = [random_direction(p.rng, b_i, indices) for _ in range(CONFIRM_DIRECTIONS)]
+        more = self.scheme.estimate_directions(self.evaluator, p.analytic, p.theta, fresh, p.eps)
+        return diagnose_factor(block, np.concatenate([g, more.analytic]),
+                               np.concatenate([a, more.numeric]), min_items=2)
+
+    def localised_entries(self) -> np.ndarray:
+        return np.array(sorted(set(self.entries)), dtype=np.int64)
+
+    def entry_table(self, index) -> EntryTable | None:
+        """The localised single entries, estimated by central differences for the report."""
+        if not index.size:
+            return None
+        p = self.p
+        estimate = central(self.evaluator, index,
+                           coordinate_steps(p.theta, index, p.eps, central_step(self.evaluator)))
+        return _entry_table(p, index, estimate.numeric, estimate.error)

@@ -1,0 +1,165 @@
+"""The evaluator: the engine as the schemes see it.
+
+Schemes send requests (perturbed coordinates, directions, complex steps) to an
+:class:`Evaluator`, which cuts each request into chunks, sends them to the engine, and joins
+what the engine returns (:class:`~fastgc._engines.registry.Deltas`) in request order. Between chunks
+it reports progress (a hook, see ``fastgc._engines.progress``) and Python can act on Ctrl-C: a numba
+kernel cannot be interrupted inside a call, so chunking is what makes a long check stop
+promptly. The chunks depend on the request's size only, never on whether a bar is drawn, so a
+check computes the same bits on a terminal and in a pipe. The engine's set-up is built once,
+before the first request, and shared by every chunk.
+
+With ``workers=`` (``fastgc._engines.workers``) the same chunks go to worker processes, each with an
+engine of its own built once per check, and are joined by chunk index as they come back: the
+chunks never depend on the number of workers, so neither do the bits. The engine built here
+still provides the name, the noise and the kink mask (no cost evaluations).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fastgc._core.noise import CostNoise, measure_noise
+from fastgc._engines.registry import Deltas
+
+CHUNKS = 20  # a large request is cut into about this many chunks
+MIN_CHUNK = 256  # requests: below this, a chunk costs more in overhead than it gives
+
+
+def chunk_bounds(n: int, min_chunk: int = MIN_CHUNK) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n)``: one chunk below ``2 min_chunk``, else
+    about ``CHUNKS`` chunks of at least ``min_chunk``."""
+    if n < 2 * min_chunk:
+        return [(0, n)]
+    size = max(min_chunk, -(-n // CHUNKS))
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+class Evaluator:
+    """Requests to one engine for the duration of one check.
+
+    Parameters
+    ----------
+    engine : Objective
+        The engine, built in this process (its base cost, noise and kink mask are used here).
+    progress : ProgressBar, optional
+        Told after each completed chunk.
+    workers : Workers, optional
+        Where the chunks run (``fastgc._engines.workers``); None: in this process, with ``engine``.
+
+    Attributes
+    ----------
+    name : str
+        The engine's name.
+    exact_complex : bool
+        The engine's: whether its complex evaluation is analytic by construction.
+    noise : float
+        The engine's rounding estimate of one cost difference (from the base cost).
+    nfev : int
+        Cost evaluations so far, counted from what each engine call returned (the base point
+        included; not the base point each worker evaluates to build its own engine).
+    cost_noise : CostNoise
+        The cost's noise measured near the point (``fastgc._core.noise``; a few evaluations, once
+        per check, skipped for engines that know their cost is float64): it sets the central
+        step and is a floor under the noise of every cost difference.
+    """
+
+    def __init__(self, engine, progress=None, workers=None):
+        self._engine = engine
+        self._progress = progress
+        # The noise table below runs here, in this process, on the engine already built: a
+        # few evaluations, not worth a round trip to the workers.
+        self._workers = None
+        self.name = engine.name
+        self.exact_complex = engine.exact_complex
+        self.noise = engine.noise
+        self.nfev = engine.setup_nfev
+        self._floor = 0.0
+        self.cost_noise = CostNoise(0.0, abs(engine.base_cost))
+        if engine.measures_noise:
+            self.cost_noise = measure_noise(self, engine.theta, engine.base_cost)
+            if engine.noise_floor > self.cost_noise.sigma:
+                self.cost_noise = CostNoise(engine.noise_floor, abs(engine.base_cost),
+                                            self.cost_noise.nfev)
+            # a difference of two noisy values: twice the noise of one is generous enough
+            self._floor = 2 * self.cost_noise.sigma
+            self.noise = max(self.noise, self._floor)
+        self._workers = workers
+
+    def _run(self, n: int, method: str, slice_args, describe,
+             min_chunk: int = MIN_CHUNK) -> Deltas:
+        """``engine.<method>(*slice_args(a, b))`` over the chunks ``(a, b)`` of ``range(n)``,
+        joined in order; ``describe(a, b)`` names a chunk in a worker error."""
+        bounds = chunk_bounds(n, min_chunk)
+        if self._workers is None and len(bounds) == 1:
+            d = getattr(self._engine, method)(*slice_args(0, n))
+            self.nfev += d.nfev
+            return d
+        start_time = time.perf_counter()
+        done = [0]
+
+        def report(k):
+            a, b = bounds[k]
+            done[0] += b - a
+            if self._progress is not None:
+                self._progress.update(done[0], n, time.perf_counter() - start_time)
+
+        try:
+            if self._workers is None:
+                parts = []
+                for k, (a, b) in enumerate(bounds):
+                    parts.append(getattr(self._engine, method)(*slice_args(a, b)))
+                    report(k)
+            else:
+                parts = self._workers.map(method, [slice_args(a, b) for a, b in bounds],
+                                          describe=lambda k: describe(*bounds[k]), done=report)
+        finally:
+            if self._progress is not None:
+                self._progress.finish()
+        self.nfev += sum(d.nfev for d in parts)
+        if len(parts) == 1:
+            return parts[0]
+        return Deltas(np.concatenate([d.values for d in parts]),
+                      np.concatenate([d.noise for d in parts]), 0)
+
+    def _coordinates(self, index):
+        name = self._engine.layout.coordinate_name
+        return lambda a, b: (f"coordinates {name(int(index[a]))} to {name(int(index[b - 1]))} "
+                             f"({b - a} points)")
+
+    def _noisy(self, d: Deltas) -> Deltas:
+        if self._floor > 0:
+            return Deltas(d.values, np.maximum(d.noise, self._floor), d.nfev)
+        return d
+
+    def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> Deltas:
+        """``J(theta + step[j] e_{index[j]}) - J(theta)`` for each j."""
+        return self._noisy(self._run(len(index), "at_coordinates",
+                                     lambda a, b: (index[a:b], step[a:b]),
+                                     self._coordinates(index)))
+
+    def along_directions(self, directions, step: np.ndarray) -> Deltas:
+        """``J(theta + step[j] v_j) - J(theta)`` for ``(indices, values)`` directions."""
+        # A direction perturbs a whole block: a few per chunk already make a long chunk.
+        return self._noisy(self._run(len(directions), "along_directions",
+                                     lambda a, b: (directions[a:b], step[a:b]),
+                                     lambda a, b: f"directions {a} to {b - 1} of a request of "
+                                                  f"{len(directions)}", min_chunk=8))
+
+    def complex_at_coordinates(self, index: np.ndarray, h: float) -> Deltas:
+        """``Im J(theta + i h e_{index[j]})`` for each j."""
+        return self._run(len(index), "complex_at_coordinates", lambda a, b: (index[a:b], h),
+                         self._coordinates(index))
+
+    def kink_mask(self, index: np.ndarray, step: np.ndarray):
+        """The engine's exact kink mask, or None (no cost evaluations; in this process)."""
+        return self._engine.kink_mask(index, step)
+
+    def close(self) -> None:
+        try:
+            if self._workers is not None:
+                self._workers.close()
+        finally:
+            self._engine.close()

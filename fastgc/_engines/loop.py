@@ -1,0 +1,107 @@
+"""The loop engine: one call of the user's cost per perturbed point.
+
+The reference engine and the ground truth the fast engines are tested against. It perturbs one
+working copy of the parameters in place and restores it after each call, so the parameter
+structure is built once (views into the working vector), never per call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastgc._engines.base import (
+    CostError,
+    Deltas,
+    Objective,
+    as_complex_imag,
+    as_cost_value,
+    describe_point,
+    nonfinite_data_hint,
+    rounding_noise,
+)
+
+
+class LoopObjective(Objective):
+    """Evaluate any Python cost ``cost(params, *args)``, one point at a time."""
+
+    name = "loop"
+
+    def __init__(self, cost, layout, theta, args=(), max_memory=None):
+        super().__init__(layout, theta)
+        # A numba cost run by the loop engine still takes the flat vector.
+        flat = type(cost).__module__.startswith("numba") and hasattr(cost, "py_func")
+        self._cost = cost
+        self._args = args
+        self._work = theta.copy()
+        self._flat = flat
+        # A numba cost takes the flat vector (``flat=True``); any other cost the user's
+        # structure, as views into the working vector.
+        self._params = self._work.view() if flat else layout.unflatten(self._work)
+        # The cost sees read-only views: a cost that modified its parameters in place would
+        # shift every later point silently; now it raises at the first write.
+        views = [self._params] if flat else layout.leaves(self._params)
+        for view in views:
+            view.flags.writeable = False
+        try:
+            self.base_cost = self._call("at the unperturbed parameters")
+        except CostError as exc:
+            raise CostError(str(exc) + nonfinite_data_hint(args)) from None
+        self.noise = rounding_noise(self.base_cost)
+
+    def _call(self, where) -> float:
+        """One call of the cost. ``where`` is a string, or a callable that builds it: the
+        location is only spelled out when an error needs it, not on every call."""
+        try:
+            value = self._cost(self._params, *self._args)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"fastgc: raised by the cost {where() if callable(where) else where}")
+            raise
+        try:
+            return as_cost_value(value, "")
+        except CostError:
+            return as_cost_value(value, where() if callable(where) else where)
+
+    def at_coordinates(self, index, step):
+        out = np.empty(len(index), dtype=np.float64)
+        work, base = self._work, self.base_cost
+        for j in range(len(index)):
+            i = int(index[j])
+            original = work[i]
+            work[i] = original + step[j]
+            try:
+                out[j] = self._call(lambda i=i, j=j: describe_point(self.layout, i, step[j]))
+                out[j] -= base
+            finally:
+                # Restored whatever happens (an exception, Ctrl-C): the next point, and any
+                # later use of the working copy, starts from theta again.
+                work[i] = original
+        return self._deltas(out)
+
+    def along_directions(self, directions, step):
+        out = np.empty(len(directions), dtype=np.float64)
+        work = self._work
+        for j, (indices, values) in enumerate(directions):
+            saved = work[indices].copy()
+            work[indices] = saved + step[j] * values
+            try:
+                out[j] = self._call(f"along direction {j} (step {step[j]:.3g})") - self.base_cost
+            finally:
+                work[indices] = saved
+        return self._deltas(out)
+
+    def complex_at_coordinates(self, index, h):
+        work = self._work.astype(np.complex128)
+        params = work.view() if self._flat else self.layout.unflatten(work)
+        out = np.empty(len(index))
+        for j in range(len(index)):
+            i = int(index[j])
+            original = work[i]
+            work[i] = original + 1j * h
+            try:
+                value = self._cost(params, *self._args)
+                out[j] = as_complex_imag(value, f"at {self.layout.coordinate_name(i)} + {h:g}i")
+            finally:
+                work[i] = original
+        return Deltas(out, np.zeros(len(out)), len(out))
+

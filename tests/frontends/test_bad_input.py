@@ -1,0 +1,146 @@
+"""Bad input, tried systematically across the front ends: each gets one clear error that names
+the culprit, raised before any work. README's "Bad input" table lists the same cases; the last
+test keeps the two in step."""
+
+import pathlib
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+from exercise_cells import backward_propagation_n, exercise_setup, forward_propagation_n
+
+import fastgc
+
+# The exercise's data and correct gradients, from the test reference (numpy only): no fastgc
+# module builds the inputs that fastgc is asked to reject.
+X, Y, P = exercise_setup()
+G = backward_propagation_n(X, Y, forward_propagation_n(X, Y, P)[1], fixed=True)
+NET = fastgc.MLP([4, 5, 3, 1], "relu", "bce")
+x = np.array([1.0, 2.0])
+
+
+def quad(v):
+    return 0.5 * np.sum(v**2)
+
+
+@numba.njit
+def _numba_three_args(t, a, b):
+    return t.sum() * a * b
+
+
+# (front end, what is wrong, call, exception, message pattern)
+CASES = [
+    ("check", "missing gradient key", lambda: fastgc.check(
+        NET, {k: v for k, v in G.items() if k != "db2"}, P, X, Y),
+     ValueError, "grad has no gradient for parameter 'b2': expected key 'b2' or 'db2'"),
+    ("check", "extra gradient key", lambda: fastgc.check(NET, dict(G, dW9=G["dW1"]), P, X, Y),
+     ValueError, r"grad has keys that match no parameter: \['dW9'\]"),
+    ("check", "shape mismatch", lambda: fastgc.check(NET, dict(G, dW1=G["dW1"].T), P, X, Y),
+     ValueError, r"grad\['dW1'\] has shape \(4, 5\) but parameter 'W1' has shape \(5, 4\)"),
+    ("check", "int parameters", lambda: fastgc.check(quad, x, np.array([1, 2])),
+     TypeError, "params has dtype int64; parameters and gradients must be floating point"),
+    ("check", "bool parameters", lambda: fastgc.check(quad, x, np.array([True, False])),
+     TypeError, "params has dtype bool"),
+    ("check", "object parameters", lambda: fastgc.check(
+        quad, x, np.array([1.0, "a"], dtype=object)), TypeError, "params has dtype object"),
+    ("check", "complex parameters", lambda: fastgc.check(quad, x, x + 1j),
+     TypeError, r"params is complex \(complex128\); fastgc checks real parameters"),
+    ("check", "NaN in parameters", lambda: fastgc.check(quad, x, np.array([1.0, np.nan])),
+     ValueError, r"params has a non-finite value nan at params\[1\]"),
+    ("check", "inf in the gradient", lambda: fastgc.check(quad, np.array([1.0, np.inf]), x),
+     ValueError, r"grad has a non-finite value inf at params\[1\]"),
+    ("check", "empty block", lambda: fastgc.check(quad, {"w": np.zeros(0)}, {"w": np.zeros(0)}),
+     ValueError, r"params\['w'\] is empty \(shape \(0,\)\): nothing to check"),
+    ("check", "zero-size data", lambda: fastgc.check(NET, G, P, X[:, :0], Y[:0]),
+     ValueError, r"X must have shape \(4, m\) with m >= 1, got \(4, 0\)"),
+    ("check", "NaN in the data", lambda: fastgc.check(NET, G, P, np.where(X > 1, np.nan, X), Y),
+     ValueError, r"X has a non-finite value nan at X\[0, 0\]"),
+    ("check", "cost returns NaN at a step", lambda: fastgc.check(
+        lambda v: np.log(v[0]) if v[0] > 0 else np.nan, x, np.array([1e-9, 1.0]), eps=1e-6),
+     ValueError, r"cost returned nan at params\[0\] - 1e-06"),
+    ("check", "cost returns None", lambda: fastgc.check(lambda v: None, x, x),
+     ValueError, "cost returned None at the unperturbed parameters; it must return a float"),
+    ("check", "cost returns an array", lambda: fastgc.check(lambda v: v, x, x),
+     ValueError, r"cost returned an array of shape \(2,\) at the unperturbed parameters"),
+    ("check", "cost returns a string", lambda: fastgc.check(lambda v: "1.0", x, x),
+     ValueError, "cost returned a string '1.0'"),
+    ("check", "numba cost with a wrong signature", lambda: fastgc.check(
+        _numba_three_args, x, x, 1.0),
+     TypeError, "the numba cost cannot be compiled for cost"),
+    ("check", "stacked cost returns the wrong batch size", lambda: fastgc.check(
+        fastgc.batched(lambda v: np.ones(1)), x, x),
+     ValueError, r"the batched cost returned shape \(1,\) for a batch of 4 points"),
+    ("check", "negative subset", lambda: fastgc.check(quad, x, x, subset=-1),
+     ValueError, "subset must be at least 1 coordinate, not -1"),
+    ("check", "eps <= 0", lambda: fastgc.check(quad, x, x, eps=0.0),
+     ValueError, "eps must be a positive finite float, not 0.0"),
+    ("check", "eps too small for float64", lambda: fastgc.check(quad, x, x, eps=1e-20),
+     ValueError, "eps=1e-20 is too small for float64"),
+    ("check", "unknown method", lambda: fastgc.check(quad, x, x, method="forward"),
+     ValueError, "method must be one of"),
+    ("check", "unknown engine", lambda: fastgc.check(quad, x, x, engine="gpu"),
+     ValueError, "engine must be one of"),
+    ("check", "conflicting modes", lambda: fastgc.check(quad, x, x, subset=1, directions=1),
+     ValueError, "subset and directions are two different modes"),
+    ("check", "engine that does not fit the cost", lambda: fastgc.check(
+        quad, x, x, engine="network"), ValueError, "engine='network' needs a fastgc.MLP"),
+    ("check", "complex step on a cost that drops the imaginary part", lambda: fastgc.check(
+        lambda v: float(np.sum(np.abs(v))), x, x, method="complex"),
+     ValueError, "method='complex' needs a complex-safe cost"),
+    ("assert_gradients_close", "a wrong gradient", lambda: fastgc.assert_gradients_close(
+        quad, 2 * x, x), AssertionError, "gradient check failed"),
+    ("gradient_check_n", "parameters not a dict", lambda: fastgc.gradient_check_n(
+        [1], G, X, Y), TypeError, r"parameters must be a dict \{'W1': ..., 'b1': ...\}"),
+    ("gradient_check_n", "a layer without its bias", lambda: fastgc.gradient_check_n(
+        {"W1": P["W1"]}, G, X, Y), ValueError, "'W1' is present but 'b1' is missing"),
+    ("gradient_check_n", "user forward with the network engine", lambda: fastgc.gradient_check_n(
+        P, G, X, Y, forward=forward_propagation_n, engine="network"),
+     ValueError, "engine='network' runs fastgc's own network"),
+    ("MLP", "one layer size", lambda: fastgc.MLP([4]),
+     ValueError, "layer_dims needs at least 2 entries"),
+    ("MLP", "unknown activation", lambda: fastgc.MLP([4, 3, 1], "relux"),
+     ValueError, r"activations\[0\] \(layer 1\) is 'relux'; allowed"),
+    ("MLP", "loss that does not fit the output", lambda: fastgc.MLP(
+        [4, 3, 2], ["relu", "softmax"], "bce"),
+     ValueError, "loss 'bce' needs a 'sigmoid' output activation, got 'softmax'"),
+    ("MLP", "softmax over one output unit", lambda: fastgc.MLP([4, 3, 1], "relu", "ce"),
+     ValueError, "softmax over a single output unit is the constant 1"),
+    ("MLP", "data of the wrong shape", lambda: NET(P, X[:3], Y),
+     ValueError, r"X must have shape \(4, m\) with m >= 1, got \(3, 3\)"),
+]
+
+
+@pytest.mark.parametrize("front, what, call, error, pattern", CASES,
+                         ids=[f"{c[0]}: {c[1]}" for c in CASES])
+def test_bad_input_gets_a_clear_error(front, what, call, error, pattern):
+    with pytest.raises(error, match=pattern) as info:
+        call()
+    assert "\n" not in str(info.value).split("\n")[0]  # the first line stands alone
+    if error is not AssertionError:
+        assert len(str(info.value).splitlines()) == 1
+
+
+CLI_CASES = [
+    (["demo", "--repeat", "0"], "--repeat must be at least 1"),
+    (["bench", "--workloads", "exercise,nope"], "--workloads: unknown nope; choose from"),
+    (["bench", "--contenders", "magic"], "--contenders: unknown magic; choose from"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
+def test_cli_bad_input_exits_2_with_a_usage_error(argv, message):
+    run = subprocess.run([sys.executable, "-m", "fastgc", *argv], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_readme_table_lists_every_case():
+    readme = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text()
+    section = text[text.index("## Bad input"):]
+    for front, what, *_ in CASES:
+        assert f"| {front} | {what} |" in section, (front, what)
