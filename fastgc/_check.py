@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
-
-import numpy as np
 
 from fastgc._core.driver import Problem, run
 from fastgc._core.layout import Layout
 from fastgc._core.localise import DEFAULT_BUDGET
 from fastgc._core.plan import make_plan
 from fastgc._core.schemes import DEFAULT_CENTRAL_STEP, SCHEMES
+from fastgc._core.validate import (
+    bool_flag,
+    count_or_fraction,
+    integer,
+    one_of,
+    positive_float,
+    random_generator,
+)
 from fastgc._engines.evaluator import Evaluator
 from fastgc._engines.progress import progress_bar
 from fastgc._engines.registry import engine_names, make_objective
-from fastgc._engines.workers import EngineSpec, Workers, check_workers
+from fastgc._engines.workers import EngineSpec, Workers, validate_workers
 
 __all__ = ["assert_gradients_close", "check"]
 
@@ -25,39 +29,29 @@ __all__ = ["assert_gradients_close", "check"]
 _MIN_STEP = 1e-13
 
 
-def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, directions,
+def _validate(cost, grad, params, args, eps, threshold, engine, method, subset, directions,
               seed, budget, max_memory, progress, exclude=None, workers=None):
     """Validate and normalise every argument of :func:`check` (kernels never re-check).
 
-    Returns the plan, the scheme, the :class:`~fastgc._core.driver.Problem` and ``workers``
-    normalised (None: in this process).
+    Returns the plan, the scheme, the :class:`~fastgc._core.driver.Problem`, and ``workers``
+    (None: in this process), ``progress`` and ``max_memory`` normalised.
     """
     if not callable(cost):
         raise TypeError(f"cost must be callable, cost(params, *args) -> float; got "
                         f"{type(cost).__name__}")
-    if engine not in engine_names():
-        raise ValueError(f"engine must be one of {engine_names()}, not {engine!r}")
-    if method not in SCHEMES:
-        raise ValueError(f"method must be one of {tuple(SCHEMES)}, not {method!r}")
-    if progress not in (None, True, False):
-        raise TypeError(f"progress must be True, False or None, not {progress!r}")
-    workers = check_workers(workers)
-    if max_memory is not None and (isinstance(max_memory, bool) or not isinstance(
-            max_memory, (int, np.integer)) or max_memory < 1):
-        raise ValueError(f"max_memory must be a positive int (bytes) or None, not "
-                         f"{max_memory!r}")
-    if eps is not None:
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-            raise TypeError(f"eps must be a positive float or None, not {type(eps).__name__}")
-        eps = float(eps)
-        if not (math.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps must be a positive finite float, not {eps}")
-        if eps < _MIN_STEP:
-            raise ValueError(
-                f"eps={eps:g} is too small for float64: the step is lost to rounding in "
-                f"theta + eps (use eps >= {_MIN_STEP:g}; the default is "
-                f"{DEFAULT_CENTRAL_STEP:.2g} x max(1, |theta|))"
-            )
+    one_of(engine, "engine", engine_names())
+    one_of(method, "method", SCHEMES)
+    progress = bool_flag(progress, "progress", none=True)
+    workers = validate_workers(workers)
+    if max_memory is not None:
+        max_memory = integer(max_memory, "max_memory", "bytes")
+    eps = positive_float(eps, "eps", none=True)
+    if eps is not None and eps < _MIN_STEP:
+        raise ValueError(
+            f"eps={eps:g} is too small for float64: the step is lost to rounding in "
+            f"theta + eps (use eps >= {_MIN_STEP:g}; the default is "
+            f"{DEFAULT_CENTRAL_STEP:.2g} x max(1, |theta|))"
+        )
     if subset is not None and directions is not None:
         raise ValueError("subset and directions are two different modes: pass one of them")
     if directions is not None and method == "central":
@@ -69,46 +63,20 @@ def _check_iv(cost, grad, params, args, eps, threshold, engine, method, subset, 
     if directions is None and scheme.items == "directions":
         raise ValueError(f"method={method!r} estimates derivatives along random directions: "
                          "pass directions=k (directions per block)")
-    if threshold is None:
-        threshold = scheme.default_threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a float, not {type(threshold).__name__}")
-    threshold = float(threshold)
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"threshold must be a positive finite float, not {threshold}")
+    threshold = positive_float(scheme.default_threshold if threshold is None else threshold,
+                               "threshold")
     if subset is not None:
-        if isinstance(subset, (bool, np.bool_)) or not isinstance(
-                subset, (int, float, np.integer, np.floating)):
-            raise TypeError(f"subset must be an int (a count) or a float in (0, 1] (a "
-                            f"fraction), not {type(subset).__name__}")
-        if isinstance(subset, (int, np.integer)):
-            subset = int(subset)
-            if subset < 1:
-                raise ValueError(f"subset must be at least 1 coordinate, not {subset}")
-        else:
-            subset = float(subset)
-            if not 0 < subset <= 1:
-                raise ValueError(f"subset as a fraction must lie in (0, 1], not {subset}")
+        subset = count_or_fraction(subset, "subset", "coordinates")
     if directions is not None:
-        if isinstance(directions, (bool, np.bool_)) or not isinstance(
-                directions, (int, np.integer)):
-            raise TypeError(f"directions must be an int (directions per block), not "
-                            f"{type(directions).__name__}")
-        directions = int(directions)
-        if directions < 1:
-            raise ValueError(f"directions must be at least 1 per block, not {directions}")
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
-        raise ValueError(f"budget must be a non-negative int (evaluations), not {budget!r}")
-    try:
-        rng = np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"seed must be an int, a SeedSequence or a Generator: {exc}") from None
+        directions = integer(directions, "directions", "directions per block")
+    budget = integer(budget, "budget", "evaluations per failing block", minimum=0)
+    rng = random_generator(seed)
     layout, theta = Layout.of(params, "params", exclude=exclude)
     if callable(grad):
         grad = grad(layout.unflatten(theta.copy()), *args)
     analytic, ignored = layout.flatten_gradient(grad, "grad")
-    problem = Problem(layout, theta, analytic, ignored, eps, threshold, rng, int(budget))
-    return make_plan(subset, directions), scheme, problem, workers
+    problem = Problem(layout, theta, analytic, ignored, eps, threshold, rng, budget)
+    return make_plan(subset, directions), scheme, problem, workers, progress, max_memory
 
 
 def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
@@ -246,9 +214,9 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     'dparams is 2 x the numeric gradient'
     """
     start = time.perf_counter()
-    plan, scheme, problem, workers = _check_iv(cost, grad, params, args, eps, threshold,
-                                               engine, method, subset, directions, seed,
-                                               budget, max_memory, progress, exclude, workers)
+    plan, scheme, problem, workers, progress, max_memory = _validate(
+        cost, grad, params, args, eps, threshold, engine, method, subset, directions, seed,
+        budget, max_memory, progress, exclude, workers)
     engine = make_objective(cost, problem.layout, problem.theta, args, engine,
                             max_memory=max_memory)
     pool = None

@@ -25,6 +25,7 @@ import numpy as np
 from fastgc._check import check
 from fastgc._core.layout import exclusion
 from fastgc._core.result import CheckResult
+from fastgc._core.validate import integer, one_of, positive_float
 from fastgc._layers import _attribute, _binder, _split_output, check_layer, check_module
 
 __all__ = ["LayerResult", "ModelResult", "check_model"]
@@ -328,8 +329,13 @@ def _layer(index, name, spec, parameters, gradients):
 
 
 # -- validation ----------------------------------------------------------------------------------
-def _check_model_iv(layers, X, loss, grads, dX, input_check, input_subset, input_directions,
-                    chain_rtol, parameters, gradients):
+def _validate(layers, X, loss, grads, dX, input_check, input_subset, input_directions,
+              chain_rtol, parameters, gradients):
+    """Validate every argument of :func:`check_model`.
+
+    Returns the layers (wrapped), ``X`` as float64, the model's gradient per layer (None where
+    not given), and ``input_subset``, ``input_directions`` and ``chain_rtol`` normalised.
+    """
     if isinstance(layers, dict):
         items = [(str(k), v) for k, v in layers.items()]
     elif isinstance(layers, (list, tuple)):
@@ -346,19 +352,14 @@ def _check_model_iv(layers, X, loss, grads, dX, input_check, input_subset, input
                          "be overwritten (a shared layer cannot be checked layer by layer)")
     if loss is not None and not callable(loss):
         raise TypeError("loss must be callable: loss(out, *args) -> (value, dout)")
-    if input_check not in INPUT_CHECKS:
-        raise ValueError(f"input_check must be one of {INPUT_CHECKS}, not {input_check!r}")
-    for name, value in (("input_subset", input_subset),
-                        ("input_directions", input_directions)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, not {value}")
-    if not (isinstance(chain_rtol, (int, float)) and chain_rtol > 0):
-        raise ValueError(f"chain_rtol must be a positive number, not {chain_rtol!r}")
+    one_of(input_check, "input_check", INPUT_CHECKS)
+    input_subset = integer(input_subset, "input_subset", "input coordinates")
+    input_directions = integer(input_directions, "input_directions", "directions")
+    chain_rtol = positive_float(chain_rtol, "chain_rtol")
     X = np.asarray(X)
     if not np.issubdtype(X.dtype, np.floating) or not np.all(np.isfinite(X)):
         raise ValueError("X must be a finite float array")
+    given = [None] * len(built)
     if grads is not None:
         if isinstance(grads, dict):
             if isinstance(layers, dict):
@@ -374,10 +375,11 @@ def _check_model_iv(layers, X, loss, grads, dX, input_check, input_subset, input
                              "layer without parameters)")
         for layer, g in zip(built, grads, strict=True):
             if g is not None and not (isinstance(g, (tuple, list)) and len(g) == 0):
-                layer.given = layer.model_grads(g)
+                given[layer.index] = layer.model_grads(g)
     if dX is not None and np.shape(dX) != X.shape:
         raise ValueError(f"dX has shape {np.shape(dX)} but X has shape {X.shape}")
-    return built, X.astype(np.float64, copy=False)
+    return (built, X.astype(np.float64, copy=False), given, input_subset, input_directions,
+            chain_rtol)
 
 
 # -- the check -----------------------------------------------------------------------------------
@@ -507,8 +509,9 @@ def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="s
     (False, ['0:affine_forward'])
     """
     start = time.perf_counter()
-    built, X = _check_model_iv(layers, X, loss, grads, dX, input_check, input_subset,
-                               input_directions, chain_rtol, parameters, gradients)
+    built, X, given, input_subset, input_directions, chain_rtol = _validate(
+        layers, X, loss, grads, dX, input_check, input_subset, input_directions, chain_rtol,
+        parameters, gradients)
     matcher = exclusion(exclude)
     try:
         # One recorded forward pass.
@@ -532,23 +535,25 @@ def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="s
             dout = np.asarray(dout, dtype=np.float64)
         chain_dx = dout
         # Each layer's backward, in isolation at its recorded input.
-        results = []
-        for layer in built:
-            results.append(_check_layer(layer, inputs[layer.index], matcher, input_check,
-                                        input_subset, input_directions, options))
+        checks = [_check_layer(layer, inputs[layer.index], matcher, input_check, input_subset,
+                               input_directions, options) for layer in built]
     finally:
         for layer in built:
             if layer.kind == "module":
                 layer.restore()
-    for layer, res in zip(built, results, strict=True):
-        given = getattr(layer, "given", None)
-        if given is not None:
-            res.chain = {k: _relative(given[k], chain_grads[layer.index][k]) for k in given
-                         if not (matcher and matcher(k, (k,)))}
+    results = []
+    for layer, (params_result, input_result) in zip(built, checks, strict=True):
+        chain = {}
+        if given[layer.index] is not None:
+            chain = {k: _relative(g, chain_grads[layer.index][k])
+                     for k, g in given[layer.index].items()
+                     if not (matcher and matcher(k, (k,)))}
         if layer.index == 0 and dX is not None:
-            res.chain["X"] = _relative(dX, chain_dx)
-        if res.chain:
-            res.chain_passed = all(d <= chain_rtol for d in res.chain.values())
+            chain["X"] = _relative(dX, chain_dx)
+        results.append(LayerResult(
+            layer.index, layer.name, params_result, input_result, chain,
+            all(d <= chain_rtol for d in chain.values()) if chain else None,
+            all(r is None or r.passed for r in (params_result, input_result))))
     return _verdict(results, loss_result, chain_rtol, start)
 
 
@@ -559,6 +564,8 @@ def _input_options(options):
 
 
 def _check_layer(layer, x, matcher, input_check, input_subset, input_directions, options):
+    """The layer's parameter and input gradients checked at its recorded input ``x``:
+    ``(params, input)``, each a CheckResult or None."""
     x_name = layer.x_name
 
     def user_excludes(path):
@@ -576,8 +583,7 @@ def _check_layer(layer, x, matcher, input_check, input_subset, input_directions,
         elif input_check == "subset" and np.size(x) > input_subset:
             inp_options.update(subset=int(input_subset))
         inp = layer.check(x, lambda p: p != x_name, inp_options)
-    passed = all(r is None or r.passed for r in (params, inp))
-    return LayerResult(layer.index, layer.name, params, inp, passed=passed)
+    return params, inp
 
 
 def _verdict(results, loss_result, chain_rtol, start):

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastgc._check import check
-from fastgc._core.gradient_differences import make_rng
 from fastgc._core.result import CheckResult, _paint, _seconds, _use_color
 from fastgc._core.second_order_result import same_result
+from fastgc._core.validate import integer, positive_float, random_generator
 from fastgc._second_order import check_hessian, check_hvp
 
 __all__ = ["ScipyCheckResult", "check_scipy"]
@@ -184,11 +184,8 @@ def check_scipy(fun, x0, args=(), jac=None, hess=None, hessp=None, *, points=2, 
     x0 = x0.astype(np.float64)
     if not np.all(np.isfinite(x0)):
         raise ValueError("x0 has non-finite entries")
-    if (isinstance(points, bool) or not isinstance(points, (int, np.integer))
-            or points < 0):
-        raise ValueError(f"points must be a non-negative int, not {points!r}")
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius > 0:
-        raise ValueError(f"radius must be a positive float, not {radius!r}")
+    points = integer(points, "points", "points besides x0", minimum=0)
+    radius = positive_float(radius, "radius")
     n = x0.size
     notes = []
     # -- which callables there are ----------------------------------------------------------
@@ -233,7 +230,7 @@ def check_scipy(fun, x0, args=(), jac=None, hess=None, hessp=None, *, points=2, 
     if grad_x is None:
         raise ValueError("nothing to check: pass jac= (a callable or True), and hess= or "
                          "hessp= if you have them")
-    method_seed = make_rng(seed)
+    method_seed = random_generator(seed)
     z = method_seed.standard_normal((int(points), n))
     pts = np.vstack([x0, x0 + radius * np.maximum(1.0, np.abs(x0)) * z])
 

@@ -19,19 +19,23 @@ import numpy as np
 
 from fastgc._check import check
 from fastgc._core.gradient_differences import (
+    DEFAULT_THRESHOLDS,
     DESCRIPTIONS,
+    METHODS,
     Gradient,
-    check_count,
-    check_eps,
-    check_method,
-    check_threshold,
-    make_rng,
     step_text,
 )
 from fastgc._core.hessian_diagnosis import describe_transposed_product, diagnose_pair, explains
 from fastgc._core.layout import Layout
 from fastgc._core.plan import subset_plan
 from fastgc._core.second_order_result import HessianResult, PairResult, PropertyResult
+from fastgc._core.validate import (
+    count_or_fraction,
+    integer,
+    one_of,
+    positive_float,
+    random_generator,
+)
 from fastgc._core.verdict import agree, relative_difference, tolerance
 
 __all__ = ["check_hessian", "check_hvp"]
@@ -67,10 +71,11 @@ def _common_iv(grad, second, second_name, params, cost, method, eps, threshold, 
         raise TypeError(f"{second_name} must be callable; got {type(second).__name__}")
     if cost is not None and not callable(cost):
         raise TypeError(f"cost must be callable or None, not {type(cost).__name__}")
-    method = check_method(method)
-    threshold = check_threshold(threshold, method)
-    eps = check_eps(eps)
-    rng = make_rng(seed)
+    method = one_of(method, "method", METHODS)
+    threshold = positive_float(DEFAULT_THRESHOLDS[method] if threshold is None else threshold,
+                               "threshold")
+    eps = positive_float(eps, "eps", none=True)
+    rng = random_generator(seed)
     layout, theta = Layout.of(params, "params", exclude=exclude)
     return layout, theta, method, threshold, eps, rng
 
@@ -321,7 +326,7 @@ def check_hvp(grad, hvp, params, *args, cost=None, directions=1, method="central
     start = time.perf_counter()
     layout, theta, method, threshold, eps, rng = _common_iv(
         grad, hvp, "hvp", params, cost, method, eps, threshold, seed, exclude)
-    k = check_count(directions, "directions", "directions per block")
+    k = integer(directions, "directions", "directions per block")
     gradient_result = _gradient_first(cost, grad, params, args, layout, exclude, seed)
     if gradient_result is not None and not gradient_result.passed:
         return _gradient_failed(gradient_result, "hvp", method, start)
@@ -550,9 +555,9 @@ def check_hessian(grad, hess, params, *args, cost=None, subset=None, directions=
     if subset is not None and directions is not None:
         raise ValueError("subset and directions are two different modes: pass one of them")
     if directions is not None:
-        directions = check_count(directions, "directions", "directions per block")
+        directions = integer(directions, "directions", "directions per block")
     if subset is not None:
-        subset = _check_subset(subset)
+        subset = count_or_fraction(subset, "subset", "columns")
     gradient_result = _gradient_first(cost, grad, params, args, layout, exclude, seed)
     if gradient_result is not None and not gradient_result.passed:
         return _gradient_failed(gradient_result, "hessian", method, start)
@@ -615,17 +620,3 @@ def check_hessian(grad, hess, params, *args, cost=None, subset=None, directions=
                    pairs, symmetry, linearity, numeric_h, g.nfev, calls + matrix.products,
                    notes, start)
 
-
-def _check_subset(subset):
-    if isinstance(subset, (bool, np.bool_)) or not isinstance(
-            subset, (int, float, np.integer, np.floating)):
-        raise TypeError(f"subset must be an int (a count) or a float in (0, 1] (a fraction), "
-                        f"not {type(subset).__name__}")
-    if isinstance(subset, (int, np.integer)):
-        if subset < 1:
-            raise ValueError(f"subset must be at least 1 column, not {subset}")
-        return int(subset)
-    subset = float(subset)
-    if not 0 < subset <= 1:
-        raise ValueError(f"subset as a fraction must lie in (0, 1], not {subset}")
-    return subset

@@ -20,17 +20,16 @@ far above it.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastgc._core.gradient_differences import make_rng
 from fastgc._core.layout import Layout
 from fastgc._core.noise import LOW_PRECISION, _ecnoise
 from fastgc._core.result import _paint, _use_color
 from fastgc._core.second_order_result import same_result
+from fastgc._core.validate import bool_flag, integer, random_generator
 from fastgc._errors import CostError
 
 __all__ = ["TaylorResult", "taylor_test"]
@@ -370,12 +369,10 @@ def taylor_test(cost, grad, params, *args, hvp=None, direction=None, per_block=F
                         f"{type(grad).__name__}")
     if hvp is not None and not callable(hvp):
         raise TypeError(f"hvp must be callable or None, not {type(hvp).__name__}")
-    if not isinstance(per_block, (bool, np.bool_)):
-        raise TypeError(f"per_block must be True or False, not {per_block!r}")
-    if (isinstance(max_halvings, bool) or not isinstance(max_halvings, numbers.Integral)
-            or max_halvings < _MIN_WINDOW):
-        raise ValueError(f"max_halvings must be an int >= {_MIN_WINDOW}, not {max_halvings!r}")
-    rng = make_rng(seed)
+    per_block = bool_flag(per_block, "per_block")
+    max_halvings = integer(max_halvings, "max_halvings", "halvings of the step",
+                           minimum=_MIN_WINDOW)
+    rng = random_generator(seed)
     layout, theta = Layout.of(params, "params", exclude=exclude)
     if direction is None:
         h = rng.standard_normal(layout.size)

@@ -10,7 +10,6 @@ table along a fixed direction), and the step follows from that noise.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,50 +245,6 @@ def pooled_ecnoise(rows: np.ndarray) -> float:
         if trio.min() > 0 and trio.max() <= 4 * trio.min() and len(set(signs.tolist())) > 1:
             return float(sigma[k])
     return float(sigma[3:].min())
-
-
-# ---- shared validation of the second-order front ends ----------------------------------------
-def check_method(method) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    return method
-
-
-def check_threshold(threshold, method) -> float:
-    if threshold is None:
-        return DEFAULT_THRESHOLDS[method]
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a float, not {type(threshold).__name__}")
-    threshold = float(threshold)
-    if not (np.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"threshold must be a positive finite float, not {threshold}")
-    return threshold
-
-
-def check_eps(eps) -> float | None:
-    if eps is None:
-        return None
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"eps must be a positive float or None, not {type(eps).__name__}")
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a positive finite float, not {eps}")
-    return eps
-
-
-def check_count(value, name: str, what: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int ({what}), not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1 ({what}), not {value}")
-    return int(value)
-
-
-def make_rng(seed) -> np.random.Generator:
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"seed must be an int, a SeedSequence or a Generator: {exc}") from None
 
 
 def step_text(method: str, eps, noise: GradientNoise) -> str:

@@ -534,7 +534,7 @@ def _user_stacklevel() -> int:
     """``stacklevel`` that attributes a warning to the first frame outside fastgc.
 
     A fixed number would point at fastgc's own code whenever the call path changes (``check``
-    through ``_check_iv``, or the exercise's wrappers around ``check``).
+    through ``fastgc._check._validate``, or the exercise's wrappers around ``check``).
     """
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # fastgc/
     frame, level = sys._getframe(2), 2  # frame 2 (stacklevel 2): the warner's caller

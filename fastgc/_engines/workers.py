@@ -37,6 +37,7 @@ import threading
 import uuid
 from typing import NamedTuple
 
+from fastgc._core.validate import is_int
 from fastgc._errors import WorkerError
 
 DEFAULT_RETRIES = 1  # a chunk lost to a dead worker is run again this many times, then reported
@@ -90,14 +91,13 @@ def is_dask_client(obj) -> bool:
     return isinstance(obj, sys.modules["distributed"].Client)
 
 
-def check_workers(workers):
+def validate_workers(workers):
     """``workers`` normalised: None (in-process), an int >= 2, an Executor or a Client."""
     if workers is None:
         return None
     if is_dask_client(workers) or isinstance(workers, concurrent.futures.Executor):
         return workers
-    if isinstance(workers, bool) or not isinstance(workers, int) and not (
-            hasattr(workers, "__index__") and type(workers).__module__ == "numpy"):
+    if not is_int(workers):
         raise TypeError(f"workers must be None, an int (-1: all cores), a "
                         f"concurrent.futures.Executor or a distributed.Client, not "
                         f"{type(workers).__name__}")
@@ -402,7 +402,7 @@ class Workers:
     Parameters
     ----------
     workers : int, Executor or distributed.Client
-        As normalised by :func:`check_workers` (an int >= 2 is fastgc's own pool).
+        As normalised by :func:`validate_workers` (an int >= 2 is fastgc's own pool).
     spec : EngineSpec
         What a worker builds the engine from.
     retries : int

@@ -161,7 +161,7 @@ def _span_steps(theta, lo, values, v0, step, local0, ncols, delta, rows):
     return nnz
 
 
-def check_directions(directions, step, P):
+def validate_directions(directions, step, P):
     """Validate directions and steps for a network of ``P`` parameters.
 
     Returns
@@ -354,7 +354,7 @@ class DirectionDeltas:
 
     def deltas(self, pairs, step):
         """Differences and their noise for validated ``pairs`` and ``step``
-        (`check_directions`): two float64 arrays of shape ``(n,)``."""
+        (`validate_directions`): two float64 arrays of shape ``(n,)``."""
         n = len(pairs)
         out = np.zeros(n)
         noise = np.zeros(n)

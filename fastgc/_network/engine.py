@@ -39,7 +39,7 @@ class NetworkObjective(Objective):
                              f"(expected {list(expected)!r})")
         params = layout.unflatten(theta)
         self._net = net
-        self._X, self._Y = net.check_data(*args)
+        self._X, self._Y = net.validate_data(*args)
         for label, data in (("X", self._X), ("Y", self._Y)):
             bad = np.argwhere(~np.isfinite(data)) if not np.isfinite(data).all() else ()
             if len(bad):

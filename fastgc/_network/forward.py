@@ -119,7 +119,7 @@ def forward_pass(net, theta, X, Y):
     theta : numpy.ndarray, float64, shape (P,), C-contiguous
         Validated flat parameters (see `fastgc._network.NetworkState`).
     X, Y : numpy.ndarray
-        Validated data (`fastgc._network.mlp.MLP.check_data`).
+        Validated data (`fastgc._network.mlp.MLP.validate_data`).
 
     Returns
     -------

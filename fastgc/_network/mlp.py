@@ -91,7 +91,7 @@ class MLP:
     """
 
     def __init__(self, layer_dims, activations=None, loss="bce", l2=0.0):
-        dims = self._check_dims(layer_dims)
+        dims = self._validate_dims(layer_dims)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         l2 = float(l2)
@@ -100,7 +100,7 @@ class MLP:
         self.layer_dims = dims
         self.loss = loss
         self.l2 = l2
-        self.activations = self._check_activations(activations, len(dims) - 1, loss, dims[-1])
+        self.activations = self._validate_activations(activations, len(dims) - 1, loss, dims[-1])
         # The flat order W1, b1, ..., WL, bL as a fastgc Layout: the same blocks and offsets
         # that name coordinates in a check's report.
         blocks, offset = [], 0
@@ -113,7 +113,7 @@ class MLP:
         self.param_count = self.layout.size
 
     @staticmethod
-    def _check_dims(layer_dims):
+    def _validate_dims(layer_dims):
         try:
             dims = [int(n) for n in layer_dims]
         except (TypeError, ValueError):
@@ -125,7 +125,7 @@ class MLP:
         return dims
 
     @staticmethod
-    def _check_activations(activations, L, loss, n_out=None):
+    def _validate_activations(activations, L, loss, n_out=None):
         if activations is None:
             activations = "relu"
         if isinstance(activations, str):
@@ -203,7 +203,7 @@ class MLP:
 
     def flatten(self, params):
         """Concatenate the parameter blocks (C order) into one float64 vector."""
-        params = self._check_params(params)
+        params = self._validate_params(params)
         return np.concatenate([params[b.key].ravel() for b in self.layout.blocks])
 
     def unflatten(self, theta):
@@ -217,7 +217,7 @@ class MLP:
 
     # ---- validation -------------------------------------------------------------------
 
-    def _check_params(self, params):
+    def _validate_params(self, params):
         try:
             keys = params.keys()
         except AttributeError:
@@ -234,7 +234,7 @@ class MLP:
             out[name] = value
         return out
 
-    def check_data(self, X, Y):
+    def validate_data(self, X, Y):
         """Validate the data and return it as float64 arrays.
 
         Parameters
@@ -266,6 +266,8 @@ class MLP:
             raise ValueError(f"Y must have shape ({nL}, {m}) to match X, got {Y.shape}")
         return X, Y
 
+    check_data = validate_data  # the earlier name of this public method
+
     # ---- forward and backward ---------------------------------------------------------
 
     def forward_cache(self, params, X):
@@ -277,7 +279,7 @@ class MLP:
             ``{"W1": (n1, n0), "b1": (n1, 1), ...}`` as float64 arrays, not validated (use
             `unflatten` of a checked flat vector, or `forward` for user input).
         X : numpy.ndarray, float64, shape (n0, m)
-            Validated inputs (see `check_data`).
+            Validated inputs (see `validate_data`).
 
         Returns
         -------
@@ -311,7 +313,7 @@ class MLP:
         Zs, As : list of ndarray
             :meth:`forward_cache`'s output.
         Y : ndarray, shape (nL, m)
-            Validated labels (:meth:`check_data`).
+            Validated labels (:meth:`validate_data`).
 
         Returns
         -------
@@ -362,8 +364,8 @@ class MLP:
             On a missing parameter key, a wrong parameter shape, or ``X``/``Y`` shapes that do
             not fit the network or each other.
         """
-        params = self._check_params(params)
-        X, Y = self.check_data(X, Y)
+        params = self._validate_params(params)
+        X, Y = self.validate_data(X, Y)
         Zs, As = self.forward_cache(params, X)
         return self.cost_from_cache(params, Zs, As, Y), {"Z": Zs, "A": As}
 
@@ -384,8 +386,8 @@ class MLP:
         dict
             ``{"dW1": ..., "db1": ..., ...}`` with the parameters' shapes.
         """
-        params = self._check_params(params)
-        X, Y = self.check_data(X, Y)
+        params = self._validate_params(params)
+        X, Y = self.validate_data(X, Y)
         Zs, As = self.forward_cache(params, X)
         m = X.shape[1]
         L = self.n_layers

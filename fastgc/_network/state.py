@@ -11,7 +11,7 @@ import numpy as np
 from fastgc._network.complex_step import ComplexTangents
 from fastgc._network.coordinates import CoordinateTables
 from fastgc._network.crossings import kink_kernel
-from fastgc._network.directions import DirectionDeltas, check_directions
+from fastgc._network.directions import DirectionDeltas, validate_directions
 from fastgc._network.forward import DEFAULT_MAX_MEMORY, forward_pass
 
 __all__ = [
@@ -74,7 +74,7 @@ class NetworkState:
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         if theta.shape != (net.param_count,):
             raise ValueError(f"theta must have shape ({net.param_count},), got {theta.shape}")
-        X, Y = net.check_data(X, Y)
+        X, Y = net.validate_data(X, Y)
         self.net = net
         self.max_memory = DEFAULT_MAX_MEMORY if max_memory is None else int(max_memory)
         self._Y = Y
@@ -186,7 +186,7 @@ class NetworkState:
         ValueError, TypeError
             On shapes, indices or values that do not fit the network.
         """
-        pairs, step = check_directions(directions, step, self.net.param_count)
+        pairs, step = validate_directions(directions, step, self.net.param_count)
         if self._directions is None:
             self._directions = DirectionDeltas(self.net, self._forward, self._Y,
                                                self.max_memory)  # fmt: skip

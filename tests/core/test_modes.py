@@ -178,7 +178,8 @@ def test_budget_bounds_localisation_and_zero_disables_it():
     (dict(directions=0), ValueError, "directions must be at least 1"),
     (dict(directions=2.0), TypeError, "directions must be an int"),
     (dict(directions=2, subset=5), ValueError, "subset and directions are two different modes"),
-    (dict(directions=2, budget=-1), ValueError, "budget must be a non-negative int"),
+    (dict(directions=2, budget=-1), ValueError,
+     r"budget must be at least 0 \(evaluations per failing block\), not -1"),
     (dict(seed="x"), TypeError, "seed must be"),
     (dict(directions=2, method="complex"), ValueError, "leave method='central'"),
 ])

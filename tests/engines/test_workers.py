@@ -207,10 +207,10 @@ def test_bad_worker_types(workers):
 
 
 def test_worker_counts_normalised():
-    assert _workers.check_workers(None) is None
-    assert _workers.check_workers(1) is None
-    assert _workers.check_workers(np.int64(3)) == 3
-    assert _workers.check_workers(-1) in (None, _workers.cores())
+    assert _workers.validate_workers(None) is None
+    assert _workers.validate_workers(1) is None
+    assert _workers.validate_workers(np.int64(3)) == 3
+    assert _workers.validate_workers(-1) in (None, _workers.cores())
 
 
 def test_unpicklable_cost_is_named():

@@ -73,7 +73,7 @@ CASES = [
         fastgc.batched(lambda v: np.ones(1)), x, x),
      ValueError, r"the batched cost returned shape \(1,\) for a batch of 4 points"),
     ("check", "negative subset", lambda: fastgc.check(quad, x, x, subset=-1),
-     ValueError, "subset must be at least 1 coordinate, not -1"),
+     ValueError, r"subset must be at least 1 \(coordinates\), not -1"),
     ("check", "eps <= 0", lambda: fastgc.check(quad, x, x, eps=0.0),
      ValueError, "eps must be a positive finite float, not 0.0"),
     ("check", "eps too small for float64", lambda: fastgc.check(quad, x, x, eps=1e-20),

@@ -2,7 +2,7 @@
 
 Every expected value here is a derivative worked out by hand (A x for x^T A x / 2, cos x for
 sum(sin x), ...), never a number fastgc produced. The validation tests hold one
-``pytest.raises(..., match=...)`` per rule of ``_check_iv`` (scipy's convention).
+``pytest.raises(..., match=...)`` per rule of ``fastgc._check._validate`` (scipy's convention).
 """
 
 from __future__ import annotations
@@ -523,7 +523,7 @@ def test_threshold_not_positive_finite(threshold):
 
 
 def test_threshold_wrong_type():
-    with pytest.raises(TypeError, match=r"threshold must be a float, not str"):
+    with pytest.raises(TypeError, match=r"threshold must be a positive float, not str"):
         fastgc.check(_cost, _grad(), _params(), threshold="1e-6")
 
 
