@@ -18,6 +18,11 @@ Float32Warning          warned when float32 parameters are upcast to float64
 WorkerError             raised when ``check(..., workers=...)`` loses a chunk of work twice
 assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
 CheckResult             what ``check`` returns
+BlockResult             one parameter block of a ``CheckResult`` (``result.blocks["W1"]``)
+Entry                   one checked coordinate, as ``CheckResult.worst`` lists them
+FrameworkResult         what ``fastgc.torch.check`` and ``fastgc.jax.check_vjp`` return
+ModelResult             what ``check_model`` returns
+LayerResult             one layer of a ``ModelResult``
 HessianResult           what ``check_hvp`` and ``check_hessian`` return
 PairResult              one block ``H[A, B]`` of a ``HessianResult``
 PropertyResult          a ``HessianResult``'s symmetry or linearity check
@@ -38,11 +43,16 @@ compile any numba kernel, nor import torch or jax (``fastgc.torch`` imports torc
 from fastgc._version import __version__
 
 __all__ = [
+    "BlockResult",
     "CheckResult",
     "CostError",
+    "Entry",
     "Float32Warning",
+    "FrameworkResult",
     "HessianResult",
+    "LayerResult",
     "MLP",
+    "ModelResult",
     "PairResult",
     "PropertyResult",
     "ScipyCheckResult",
@@ -90,6 +100,11 @@ _LAZY = {
     "Float32Warning": "fastgc._errors",
     "assert_gradients_close": "fastgc._check",
     "CheckResult": "fastgc._core.result",
+    "BlockResult": "fastgc._core.result",
+    "Entry": "fastgc._core.result",
+    "FrameworkResult": "fastgc._framework",
+    "ModelResult": "fastgc._model",
+    "LayerResult": "fastgc._model",
     "MLP": "fastgc._network.mlp",
     "WorkerError": "fastgc._errors",
     "batched": "fastgc._engines.registry",
