@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastgc._check import check
+from fastgc._core.display import Display
 from fastgc._core.layout import exclusion
 from fastgc._core.result import CheckResult
 from fastgc._core.validate import integer, one_of, positive_float
@@ -39,7 +40,7 @@ INPUT_CHECKS = ("subset", "directions", "full", "none")
 
 
 @dataclass
-class LayerResult:
+class LayerResult(Display):
     """One layer of a :func:`fastgc.check_model`.
 
     Attributes
@@ -84,7 +85,7 @@ class LayerResult:
 
 
 @dataclass
-class ModelResult:
+class ModelResult(Display):
     """What :func:`fastgc.check_model` returns.
 
     Attributes

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastgc._check import check
+from fastgc._core.display import Display
 from fastgc._core.result import CheckResult, _paint, _seconds, _use_color
 from fastgc._core.second_order_result import same_result
 from fastgc._core.validate import integer, positive_float, random_generator
@@ -30,7 +31,7 @@ _FULL_LIMIT = 2000
 
 
 @dataclass
-class ScipyCheckResult:
+class ScipyCheckResult(Display):
     """What :func:`fastgc.check_scipy` returns.
 
     Attributes

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastgc._core.display import Display
 from fastgc._core.layout import Layout
 from fastgc._core.noise import LOW_PRECISION, _ecnoise
 from fastgc._core.result import _paint, _use_color
@@ -59,7 +60,7 @@ _SIDE = 3
 
 
 @dataclass
-class TaylorResult:
+class TaylorResult(Display):
     """What :func:`fastgc.taylor_test` returns.
 
     Attributes

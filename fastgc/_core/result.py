@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from fastgc._core.display import Display
+
 
 @dataclass
 class Entry:
@@ -73,7 +75,7 @@ class BlockResult:
 
 
 @dataclass
-class CheckResult:
+class CheckResult(Display):
     """What :func:`fastgc.check` returns.
 
     Attributes

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from fastgc._core.display import Display
 from fastgc._core.result import CheckResult, _paint, _same, _seconds, _use_color
 
 
@@ -92,7 +93,7 @@ class PropertyResult:
 
 
 @dataclass
-class HessianResult:
+class HessianResult(Display):
     """What :func:`fastgc.check_hvp` and :func:`fastgc.check_hessian` return.
 
     Attributes
