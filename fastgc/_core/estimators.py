@@ -48,6 +48,9 @@ class Estimate:
         The one-sided slopes ``(J(theta + h e_k) - J(theta)) / h`` and
         ``(J(theta) - J(theta - h e_k)) / h`` at ``step``, where the scheme computed them on
         the way (central differences): they tell a kink from a wrong gradient for free.
+    nfev : int
+        Cost evaluations the estimate took, as the objective reported them (0 where the
+        estimator does not count them).
     """
 
     numeric: np.ndarray
@@ -56,6 +59,7 @@ class Estimate:
     first_step: np.ndarray | None = None
     forward: np.ndarray | None = None
     backward: np.ndarray | None = None
+    nfev: int = 0
 
     def __post_init__(self):
         if self.first_step is None:
@@ -94,7 +98,7 @@ def central(objective, index: np.ndarray, step: np.ndarray) -> Estimate:
     d = objective.at_coordinates(np.concatenate([index, index]), np.concatenate([step, -step]))
     numeric = (d.values[:n] - d.values[n:]) / (2 * step)
     return Estimate(numeric, (d.noise[:n] + d.noise[n:]) / (2 * step), step,
-                    forward=d.values[:n] / step, backward=-d.values[n:] / step)
+                    forward=d.values[:n] / step, backward=-d.values[n:] / step, nfev=d.nfev)
 
 
 def central_directions(objective, directions, step: np.ndarray) -> Estimate:
@@ -102,7 +106,7 @@ def central_directions(objective, directions, step: np.ndarray) -> Estimate:
     n = len(directions)
     d = objective.along_directions(list(directions) * 2, np.concatenate([step, -step]))
     numeric = (d.values[:n] - d.values[n:]) / (2 * step)
-    return Estimate(numeric, (d.noise[:n] + d.noise[n:]) / (2 * step), step)
+    return Estimate(numeric, (d.noise[:n] + d.noise[n:]) / (2 * step), step, nfev=d.nfev)
 
 
 def richardson_scipy(objective, theta: np.ndarray, index: np.ndarray,
@@ -151,14 +155,20 @@ def direction_steps(theta, directions, eps,
 @dataclass
 class DirectionalCheck:
     """``analytic`` = g . v_eff and ``numeric`` (extrapolated central differences) for each
-    direction, with the estimated absolute ``error`` of ``numeric``."""
+    direction, with the estimated absolute ``error`` of ``numeric`` and the cost evaluations
+    ``nfev`` the check took."""
 
     analytic: np.ndarray
     numeric: np.ndarray
     error: np.ndarray
+    nfev: int = 0
 
     def failing(self, threshold: float) -> np.ndarray:
         return ~agree(self.analytic, self.numeric, self.error, threshold)
+
+
+# Evaluations per direction of the two-step check: J(theta +/- h v) and J(theta +/- h/2 v).
+TWO_STEP_NFEV = 4
 
 
 def two_step_directions(objective, analytic_flat, theta, directions, eps) -> DirectionalCheck:
@@ -202,4 +212,4 @@ def two_step_directions(objective, analytic_flat, theta, directions, eps) -> Dir
             values.append(g @ up)
         # the analytic counterpart of the extrapolation: the same combination
         analytic[j] = (4 * values[1] - values[0]) / 3
-    return DirectionalCheck(analytic, numeric, error)
+    return DirectionalCheck(analytic, numeric, error, both.nfev)

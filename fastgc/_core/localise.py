@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastgc._core.estimators import TWO_STEP_NFEV, two_step_directions
 from fastgc._core.plan import random_direction
-from fastgc._core.schemes import two_step_directions
 
 # When more than this many groups fail at one level of the bisection, the wrong entries are
 # spread out (a whole row zeroed, a scaled block): stop splitting and report the groups.
@@ -53,9 +53,17 @@ class Localisation:
 
 def bisect_groups(objective, analytic_flat, theta, block_index, groups, threshold, eps, rng,
                   budget) -> Localisation:
-    """Find the failing groups among ``groups`` (lists of flat coordinates) by bisection."""
+    """Find the failing groups among ``groups`` (lists of flat coordinates) by bisection.
+
+    A level's halves are checked only when their checks fit in what is left of ``budget``
+    (``TWO_STEP_NFEV`` evaluations per half, every retry included), so ``nfev``, the sum of
+    what the checks report, never exceeds ``budget``.
+    """
     result = Localisation()
-    start_nfev = objective.nfev
+
+    def joined(level):
+        return [np.concatenate([groups[g] for g in h]) for h in level]
+
     level = [list(range(len(groups)))]
     while level:
         halves = []
@@ -65,31 +73,32 @@ def bisect_groups(objective, analytic_flat, theta, block_index, groups, threshol
             else:
                 mid = len(members) // 2
                 halves.extend([members[:mid], members[mid:]])
-        if objective.nfev - start_nfev + 2 * len(halves) > budget:
-            result.exhausted = True
-            result.groups = [np.concatenate([groups[g] for g in h]) for h in level]
-            break
+        cost = TWO_STEP_NFEV * len(halves)
+        failing, tries = None, 0
         # A part that failed has at least one failing half; when none shows (a direction nearly
         # blind to the error, by chance), draw new directions before giving up on the level.
-        for _attempt in range(1 + RETRIES):
-            if objective.nfev - start_nfev + 2 * len(halves) > budget:
-                break
+        while tries < 1 + RETRIES and result.nfev + cost <= budget:
             directions = [random_direction(rng, block_index,
                                            np.concatenate([groups[g] for g in h]))
                           for h in halves]
-            failing = two_step_directions(objective, analytic_flat, theta, directions,
-                                          eps).failing(threshold)
+            check = two_step_directions(objective, analytic_flat, theta, directions, eps)
+            result.nfev += check.nfev
+            failing, tries = check.failing(threshold), tries + 1
             if failing.any():
                 break
+        if failing is None or (not failing.any() and tries < 1 + RETRIES):
+            # the budget ran out before this level was decided
+            result.exhausted = True
+            result.groups = joined(level)
+            break
         level = [h for h, bad in zip(halves, failing, strict=True) if bad]
         if len(level) > MAX_FAILING_GROUPS:
             result.broad = True
-            result.groups = [np.concatenate([groups[g] for g in h]) for h in level]
+            result.groups = joined(level)
             break
         done = [h for h in level if len(h) == 1]
         result.groups.extend(groups[h[0]] for h in done)
         level = [h for h in level if len(h) > 1]
-    result.nfev = objective.nfev - start_nfev
     return result
 
 

@@ -118,11 +118,12 @@ class Evaluator:
         finally:
             if self._progress is not None:
                 self._progress.finish()
-        self.nfev += sum(d.nfev for d in parts)
+        nfev = sum(d.nfev for d in parts)
+        self.nfev += nfev
         if len(parts) == 1:
             return parts[0]
         return Deltas(np.concatenate([d.values for d in parts]),
-                      np.concatenate([d.noise for d in parts]), 0)
+                      np.concatenate([d.noise for d in parts]), nfev)
 
     def _coordinates(self, index):
         name = self._engine.layout.coordinate_name

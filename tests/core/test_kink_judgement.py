@@ -103,3 +103,21 @@ def test_network_kink_mask_checks_the_minus_side_too():
     assert f"b1[{unit}, 0]" in result.kinks
     assert result.kinks and set(result.kinks) <= crossing
     assert result.passed, result.report()
+
+
+# ---- result.difference leaves kinked coordinates out ---------------------------------------
+def test_difference_is_over_the_smooth_coordinates_only():
+    # sum(relu(x)) + |x|^2 / 2 with three coordinates exactly at the kink: there the analytic
+    # derivative (the subgradient 0, plus x = 0) lies between the one-sided slopes 0 and 1, and
+    # passes, but the central difference reads 0.5. Counted in the norm, those three would make
+    # result.difference ~0.1 on a passing check; the smooth coordinates alone agree to
+    # rounding (the cost is piecewise quadratic: no truncation error, ~1e-10 relative).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(20)
+    x[[2, 5, 11]] = 0.0
+    grad = (x > 0).astype(float) + x
+    result = fastgc.check(lambda v: float(np.sum(np.maximum(v, 0.0)) + 0.5 * np.sum(v * v)),
+                          grad, x)
+    assert result.passed and result.kinks == ["params[2]", "params[5]", "params[11]"]
+    assert result.difference < 1e-8 < result.threshold
+    assert result.blocks["params"].difference < 1e-8

@@ -208,3 +208,23 @@ def test_float64_does_not_warn():
         warnings.simplefilter("error")
         Layout.of({"W": np.ones(2)})
         fastgc.check(lambda v: np.sum(v), np.ones(2), np.zeros(2))
+
+
+@pytest.mark.parametrize("spelling", ["", "d"])
+def test_an_excluded_entrys_gradient_in_either_spelling_is_not_read(spelling):
+    # The exercise's gradient dict spells every key "d" + name: the excluded entry's gradient
+    # arrives as "drunning_mean" and must be ignored like "running_mean", not reported as a
+    # key that matches no parameter.
+    rng = np.random.default_rng(0)
+    W, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
+
+    def cost(p):
+        return float(np.sum(np.sin(p["W"] @ x)) + np.sum(p["running_mean"]))
+
+    params = {"W": W, "running_mean": np.zeros(3)}
+    grad = {"dW": np.cos(W @ x)[:, None] * x[None, :],
+            spelling + "running_mean": np.full(3, np.nan)}  # never read: NaN would be refused
+    result = fastgc.check(cost, grad, params, exclude="running_mean")
+    assert result.passed, result.report()
+    assert list(result.blocks) == ["W"]
+    assert result.notes[-1] == "excluded (not checked): running_mean"
