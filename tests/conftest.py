@@ -5,6 +5,8 @@
 """
 
 import os
+import pathlib
+import sys
 
 from hypothesis import HealthCheck, settings
 
@@ -24,3 +26,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("FASTGC_HYPOTHESIS_PROFILE", "ci"))
+
+# The benchmark harness (bench/) is not installed with fastgc; tests that check it import it
+# from the checkout. Appended, not prepended: fastgc itself still comes from the installed
+# package, as a user has it.
+sys.path.append(str(pathlib.Path(__file__).resolve().parents[1]))
