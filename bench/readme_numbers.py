@@ -1,12 +1,14 @@
-"""The README's numbers: measured into bench/results.json, then written into README.md.
+"""The documentation's measured numbers: measured into bench/results.json, then written into
+the pages of ``bench.harness.report.GENERATED_PAGES`` (docs/explanation/benchmarks.md and two
+more; the README quotes none).
 
     python bench/readme_numbers.py --measure   # nfev per engine, accuracy, cold `fastgc demo`
-    python bench/readme_numbers.py --write     # README.md's generated blocks from results.json
-    python bench/readme_numbers.py --check     # exit 1 when README.md differs from results.json
+    python bench/readme_numbers.py --write     # the pages' generated blocks from results.json
+    python bench/readme_numbers.py --check     # exit 1 when a page differs from results.json
 
 The timing table comes from ``fastgc bench --json bench/results.json``; ``--measure`` adds the
 numbers that ``fastgc bench`` does not produce, into the same file (keys ``nfev_by_engine``,
-``accuracy``, ``cold_demo``). ``tests/test_readme_numbers.py`` runs ``--check``'s comparison.
+``accuracy``, ``cold_demo``). ``tests/system/test_readme_numbers.py`` runs ``--check``'s comparison.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
-README = ROOT / "README.md"
 
 
 def _exercise_costs(problem):
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from bench.harness.report import update_readme
+    from bench.harness.report import GENERATED_PAGES, update_readme
 
     data = json.loads(RESULTS.read_text())
     if args.measure:
@@ -148,12 +149,18 @@ def main(argv=None) -> int:
         data["note"] = args.note
     if args.measure or args.note:
         RESULTS.write_text(json.dumps(data, indent=1, default=float) + "\n")
-    text = README.read_text()
-    new = update_readme(text, data)
-    if args.write and new != text:
-        README.write_text(new)
-    if args.check and new != text:
-        print("README.md differs from bench/results.json: run bench/readme_numbers.py --write")
+    stale = []
+    for page in GENERATED_PAGES:
+        path = ROOT / page
+        text = path.read_text()
+        new = update_readme(text, data)
+        if args.write and new != text:
+            path.write_text(new)
+        if new != text:
+            stale.append(page)
+    if args.check and stale:
+        print(f"{', '.join(stale)} differ from bench/results.json: run "
+              "bench/readme_numbers.py --write")
         return 1
     return 0
 

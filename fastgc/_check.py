@@ -118,7 +118,7 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         each direction at h and h/2, extrapolated. ``"central"``: the exercise's central
         differences, 2 evaluations per coordinate, accurate to ~1e-10 at the default step.
         ``"richardson"``:
-        ``scipy.differentiate.derivative`` (order 4, steps from 1e-3 x max(1, |theta|) down by
+        ``scipy.differentiate.derivative`` (order 4, steps from ``1e-3 x max(1, |theta|)`` down by
         halves), ~8-12 evaluations per coordinate, accurate to ~1e-13 on fastgc's network, with
         a per-coordinate error estimate. ``"complex"``: ``Im J(theta + i h e_k) / h`` with
         h = 1e-20, one complex evaluation per coordinate, exact to rounding for a complex-

@@ -455,7 +455,7 @@ def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="s
     -------
     ModelResult
         ``passed``, ``verdict`` (a sentence naming the guilty layer), ``guilty``, per-layer
-        :class:`LayerResult` s (``params`` and ``input`` CheckResults, ``chain``
+        ``LayerResult`` s (``params`` and ``input`` CheckResults, ``chain``
         differences), the loss's CheckResult, ``chain_passed``.
 
     Raises

@@ -95,7 +95,7 @@ def layer_shapes(shapes=None) -> list[tuple[str, tuple]]:
 
 
 def vector_to_dictionary(theta, shapes=None):
-    """Unflatten a vector from :func:`dictionary_to_vector` into a parameter dict.
+    """Unflatten a vector from :func:`~fastgc.gc_utils.dictionary_to_vector` into a parameter dict.
 
     Parameters
     ----------

@@ -2,10 +2,13 @@
 
 Public API
 ----------
-check          the backward autograd runs for ``fn(*inputs)`` (a custom ``Function.apply``,
-               any differentiable code), against finite differences of ``fn``
-check_module   the same for an ``nn.Module``: its parameters and differentiable inputs
-gradcheck      a drop-in for ``torch.autograd.gradcheck`` answering with fastgc's verdict
+check
+    the backward autograd runs for ``fn(*inputs)`` (a custom ``Function.apply``, any
+    differentiable code), against finite differences of ``fn``
+check_module
+    the same for an ``nn.Module``: its parameters and differentiable inputs
+gradcheck
+    a drop-in for ``torch.autograd.gradcheck`` answering with fastgc's verdict
 
 This module imports torch; ``import fastgc`` does not import it.
 

@@ -10,7 +10,8 @@ import math
 
 from bench.harness.workloads import Workload
 
-__all__ = ["fmt_seconds", "format_table", "plot", "readme_blocks", "targets", "update_readme"]
+__all__ = ["GENERATED_PAGES", "fmt_seconds", "format_table", "plot", "readme_blocks", "targets",
+           "update_readme"]
 
 
 def fmt_seconds(s: float) -> str:
@@ -169,11 +170,11 @@ def plot(data: dict, path: str) -> None:
     plt.close(fig)
 
 
-# ---- the README's numbers, generated from bench/results.json ---------------------------------
-# The README's measured numbers live between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``
-# and are written by :func:`readme_blocks` from the raw numbers (``fastgc bench --json`` plus
-# ``bench/readme_numbers.py --measure``); ``tests/test_readme_numbers.py`` checks that the README
-# holds exactly what the JSON gives.
+# ---- the documentation's numbers, generated from bench/results.json --------------------------
+# The measured numbers live between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in the
+# pages of GENERATED_PAGES (below) and are written by :func:`readme_blocks` from the raw numbers
+# (``fastgc bench --json`` plus ``bench/readme_numbers.py --measure``);
+# ``tests/system/test_readme_numbers.py`` checks that the pages hold exactly what the JSON gives.
 _ROW_ORDER = ["exercise-loop", "loop", "stacked", "network", "kernel", "network-subset",
               "network-directions", "network-richardson", "network-complex", "stacked-complex",
               "check_grad", "check_grad-random", "jacobian", "numdifftools", "gradcheck",
@@ -204,7 +205,7 @@ def _cell(r: dict | None) -> str:
 
 
 def performance_table(data: dict) -> str:
-    """The README's performance table: per contender and workload the median of the timed
+    """The benchmarks page's performance table: per contender and workload the median of the timed
     calls, with their range (min-max) in brackets, ``*`` where extrapolated from a subset; the
     engines' speed-up over the exercise's loop; the flop floor last."""
     names = list(data["workloads"])
@@ -393,6 +394,14 @@ def device_text(data: dict) -> str:
     return "\n".join(lines)
 
 
+# The documentation pages that hold the generated blocks (each block in exactly one of them);
+# the README, the site's front page, quotes no measured number.
+GENERATED_PAGES = (
+    "docs/explanation/benchmarks.md",
+    "docs/explanation/network-engine.md",
+    "docs/explanation/directions.md",
+)
+
 README_BLOCKS = {
     "device": device_text,
     "directions-sweep": directions_sweep_text,
@@ -407,12 +416,13 @@ README_BLOCKS = {
 
 
 def readme_blocks(data: dict) -> dict:
-    """Every generated README block, ``{name: markdown}``."""
+    """Every generated block of the documentation, ``{name: markdown}``."""
     return {name: fn(data) for name, fn in README_BLOCKS.items()}
 
 
 def update_readme(text: str, data: dict) -> str:
-    """``text`` with each ``<!-- bench:NAME -->...<!-- /bench:NAME -->`` block regenerated."""
+    """``text`` (a page of :data:`GENERATED_PAGES`) with each ``<!-- bench:NAME -->...<!--
+    /bench:NAME -->`` block it holds regenerated."""
     import re
 
     for name, body in readme_blocks(data).items():

@@ -1,6 +1,6 @@
 """Bad input, tried systematically across the front ends: each gets one clear error that names
-the culprit, raised before any work. README's "Bad input" table lists the same cases; the last
-test keeps the two in step."""
+the culprit, raised before any work. The docs' bad-input page (docs/reference/bad-input.md)
+lists the same cases; the last test keeps the two in step."""
 
 import pathlib
 import subprocess
@@ -138,9 +138,8 @@ def test_cli_bad_input_exits_2_with_a_usage_error(argv, message):
     assert "Traceback" not in run.stderr
 
 
-def test_readme_table_lists_every_case():
-    readme = pathlib.Path(__file__).resolve().parents[2] / "README.md"
-    text = readme.read_text()
-    section = text[text.index("## Bad input"):]
+def test_docs_table_lists_every_case():
+    page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "reference" / "bad-input.md"
+    section = page.read_text()
     for front, what, *_ in CASES:
         assert f"| {front} | {what} |" in section, (front, what)

@@ -539,7 +539,7 @@ def test_layout_tree_round_trip_and_excluded_entries():
     assert layout.coordinate_name(2) == "w[0][0]"
 
 
-# ---- bad input: one clear error per rule, and the README's table lists each -------------------
+# ---- bad input: one clear error per rule, and the docs' bad-input table lists each ---------------
 _W = ([np.ones((5, 4)), np.ones((3, 5))], [np.ones((5, 1)), np.ones((3, 1))])
 BAD = [
     ("check", "nested gradient of the wrong shape", lambda: fastgc.check(
@@ -588,25 +588,25 @@ def test_bad_input_gets_a_clear_error(front, what, call, error, pattern):
     assert len(str(info.value).splitlines()) == 1
 
 
-def test_readme_table_lists_every_layer_case():
+def test_docs_table_lists_every_layer_case():
     import pathlib
 
-    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = text[text.index("## Bad input"):]
+    root = pathlib.Path(__file__).resolve().parents[2]
+    section = (root / "docs" / "reference" / "bad-input.md").read_text()
     for front, what, *_ in BAD:
         assert f"| {front} | {what} |" in section, (front, what)
 
 
-def test_readme_layer_examples_run(capsys):
+def test_layers_tutorial_examples_run(capsys):
     import pathlib
     import re
 
-    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = text[text.index("### Layers:"):text.index("### Defaults, and why")]
-    code = "\n".join(re.findall(r"```python\n(.*?)```", section, re.S))
+    root = pathlib.Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "tutorials" / "numpy-layers.md").read_text()
+    code = "\n".join(re.findall(r"```\{code-cell\} ipython3\n(.*?)```", page, re.S))
     # "fastgc.check...(...).passed   # True" lines become assertions
     code, n = re.subn(r"^(fastgc\.check.*\.passed)\s+# True$", r"assert \1", code, flags=re.M)
     assert n == 3
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "numpy-layers.md", "exec"), {})
     out = capsys.readouterr().out
     assert out.count("fastgc check passed") == 2

@@ -443,15 +443,14 @@ def test_a_layer_bug_explains_the_chain_break_below_it():
     assert result.guilty == ["3:relu_forward"]
 
 
-def test_readme_model_example_runs(capsys):
+def test_model_tutorial_example_runs(capsys):
     import pathlib
     import re
 
-    text = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = text[text.index("### Whole models, layer by layer"):
-                   text.index("### Defaults, and why")]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    root = pathlib.Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "tutorials" / "model.md").read_text()
+    code = "\n".join(re.findall(r"```\{code-cell\} ipython3\n(.*?)```", page, re.S))
     scope = {}
-    exec(compile("import numpy as np, fastgc\n" + code, "README.md", "exec"), scope)
+    exec(compile(code, "model.md", "exec"), scope)
     assert scope["result"].guilty == ["0:affine_forward"]
     assert "check_model FAILED" in capsys.readouterr().out
