@@ -19,7 +19,7 @@ from fastgc._core.display import Display
 @dataclass
 class Entry:
     """One checked coordinate: ``name`` (``"W2[1, 3]"``), ``analytic``, ``numeric``,
-    ``abs_error`` = |analytic - numeric|, ``rel_error`` = abs_error / (|analytic| + |numeric|),
+    ``abs_error = |analytic - numeric|``, ``rel_error = abs_error / (|analytic| + |numeric|)``,
     and ``noise``, the estimated numerical error of ``numeric``."""
 
     name: str
@@ -51,7 +51,7 @@ class BlockResult:
     passed : bool
         Whether the block passes (see the module notes).
     max_abs_error : float
-        Largest |analytic - numeric| in the block.
+        Largest ``|analytic - numeric|`` in the block.
     noise : float
         Norm of the estimated numerical error of the block's numeric gradient.
     diagnosis : str
