@@ -237,15 +237,9 @@ def _ladder(J, theta, h, J0, dJ, d2, sigma, max_halvings) -> dict:
         rates = np.log2(remainders[:-1] / remainders[1:])
     above = remainders > _ABOVE * floors
     stop = int(np.argmin(above)) if not above.all() else len(above)
-    # Noise the table under-measured shows as a remainder that stops shrinking smoothly: a
-    # rate below 0, or a jump of more than 1 from one halving to the next (a wrong gradient
-    # turns the rate from 2 to 1 over several halvings, never in one).
-    for k in range(1, stop - 1):
-        if rates[k] < 0 or abs(rates[k] - rates[k - 1]) > 1.0:
-            stop = k + 1
-            break
+    start, end = _steady_window(rates, stop)
     out = dict(order=order, expected_rate=expected, steps=steps, remainders=remainders,
-               rates=rates, window=(0, stop), noise=float(sigma), noise_floor=float(floor0),
+               rates=rates, window=(start, end), noise=float(sigma), noise_floor=float(floor0),
                rate=math.nan, tail_rate=math.nan)
     low_precision = sigma > LOW_PRECISION * max(abs(J0), np.finfo(np.float64).tiny)
     if stop < _MIN_WINDOW:
@@ -263,14 +257,22 @@ def _ladder(J, theta, h, J0, dJ, d2, sigma, max_halvings) -> dict:
             f"Taylor test at these steps (no rate can be fitted on fewer than {_MIN_WINDOW} "
             "steps well above the floor)"))
         return out
-    x, y = np.log(steps[:stop]), np.log(remainders[:stop])
+    if end - start < _MIN_WINDOW:
+        shown = ", ".join(f"{x:.2f}" for x in rates[:stop - 1])
+        out.update(passed=False, message=(
+            f"the rates do not settle on the {stop} steps well above the noise floor "
+            f"({shown}): the remainder does not shrink like a power of the step (a kink or a "
+            "discontinuity along h?)"))
+        return out
+    stop = end
+    x, y = np.log(steps[start:stop]), np.log(remainders[start:stop])
     rate = float(np.polyfit(x, y, 1)[0])
     tail = float(np.polyfit(x[-_MIN_WINDOW:], y[-_MIN_WINDOW:], 1)[0])
     out.update(rate=rate, tail_rate=tail)
     worst = min(rate, tail)
     if worst >= expected - RATE_TOLERANCE:
         out.update(passed=True, message=(
-            f"rate {rate:.2f} over {stop} steps above the noise floor (expected "
+            f"rate {rate:.2f} over {stop - start} steps above the noise floor (expected "
             f"{expected:g})"))
         return out
     # what the slow rate says: r ~ eps * |delta| (gradient) or eps^2 / 2 |delta| (Hessian)
@@ -289,6 +291,31 @@ def _ladder(J, theta, h, J0, dJ, d2, sigma, max_halvings) -> dict:
                "discontinuity along h, or steps still too large?)")
     out.update(passed=False, message=f"rate {shown:.1f} (expected {expected:g}): {why}")
     return out
+
+
+def _steady_window(rates, stop) -> tuple[int, int]:
+    """The steps ``[start, end)`` of ``steps[:stop]`` to fit the rate on: the longest run whose
+    rates are positive and change by at most 1 from one halving to the next (ties: the larger
+    steps, farther from the noise).
+
+    A remainder shrinks smoothly at its leading power once the step is small enough, and
+    stops shrinking smoothly in noise the table under-measured (a rate below 0, a jump of
+    more than 1: a wrong gradient turns the rate from 2 to 1 over several halvings, never in
+    one). Between the two, a wrong gradient's ``eps |delta|`` and the ``eps^2`` term can
+    cancel at one step, a dip with wild rates around it; the run after it is the one to fit.
+    """
+    best, run = (0, min(stop, 1)), None
+    for k in range(stop - 1):  # rates[k] joins steps k and k + 1
+        if rates[k] < 0 or not np.isfinite(rates[k]):
+            run = None
+            continue
+        if run is None or abs(rates[k] - rates[k - 1]) > 1.0:
+            run = [k, k + 2]
+        else:
+            run[1] = k + 2
+        if run[1] - run[0] > best[1] - best[0]:
+            best = (run[0], run[1])
+    return best
 
 
 def taylor_test(cost, grad, params, *args, hvp=None, direction=None, per_block=False,

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["LEAKY_SLOPE", "NAMES", "TABLE", "activate", "code", "derivative", "stable_derivative"]
+__all__ = ["LEAKY_SLOPE", "NAMES", "TABLE", "activate", "code", "derivative", "second_derivative",
+           "stable_derivative"]
 
 LEAKY_SLOPE = 0.01
 
@@ -130,6 +131,38 @@ def derivative(name, Z, A):
     numpy.ndarray
     """
     return TABLE[name].derivative(Z, A)
+
+
+# g''(Z) from A = g(Z), for MLP.hvp's R-op. The piecewise linear ones have g'' = 0 away from
+# their kink (the Hessian of a relu network is piecewise constant in the pre-activations);
+# softmax's curvature is taken with its loss, on the logits.
+_SECOND = {
+    "relu": lambda Z, A: np.zeros_like(Z),
+    "leaky_relu": lambda Z, A: np.zeros_like(Z),
+    "tanh": lambda Z, A: -2.0 * A * (1.0 - A * A),
+    "sigmoid": lambda Z, A: A * (1.0 - A) * (1.0 - 2.0 * A),
+    "identity": lambda Z, A: np.zeros_like(Z),
+    "softmax": lambda Z, A: np.zeros_like(Z),
+}
+assert set(_SECOND) == set(TABLE)
+
+
+def second_derivative(name, Z, A):
+    """``g''(Z)`` elementwise from ``Z`` and ``A = g(Z)`` (zero for the piecewise linear
+    activations away from 0, and for softmax, whose curvature its loss carries).
+
+    Parameters
+    ----------
+    name : str
+        A key of `TABLE`.
+    Z, A : numpy.ndarray
+        Pre-activations and activations of one layer.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    return _SECOND[name](Z, A)
 
 
 def stable_derivative(name, Z):

@@ -38,6 +38,38 @@ def test_args_and_jac_true_follow_minimize():
     assert r.passed
 
 
+def test_args_reach_every_callable_and_x0_is_left_alone():
+    x0 = X0.copy()
+
+    def fun(x, a, b):
+        x *= 2.0  # a callable that scribbles on its argument
+        return a * rosen(x / 2.0) + b
+
+    def jac(x, a, b):
+        return a * rosen_der(x)
+
+    def hess(x, a, b):
+        return a * rosen_hess(x) + 0.0 * b
+
+    def hessp(x, p, a, b):
+        return a * rosen_hess_prod(x, p) + 0.0 * b
+
+    r = fastgc.check_scipy(fun, x0, args=(3.0, 1.0), jac=jac, hess=hess, hessp=hessp)
+    assert r.passed, r.report(color=False)
+    np.testing.assert_array_equal(x0, X0)
+    # the second argument matters: dropping it anywhere would raise a TypeError
+    with pytest.raises(TypeError):
+        fastgc.check_scipy(fun, x0, args=(3.0,), jac=jac)
+
+
+def test_wrong_sign_hessp_is_diagnosed():
+    r = fastgc.check_scipy(rosen, X0, jac=rosen_der, hessp=lambda x, p: -rosen_hess_prod(x, p),
+                           points=0)
+    assert not r.passed and r.message == "hessp fails at x0"
+    assert r.sections["hessp"][0].pairs["x", "x"].diagnosis == (
+        "H[x, x] has the wrong sign (-1 x the numeric Hessian)")
+
+
 def test_linear_operator_hess():
     r = fastgc.check_scipy(rosen, X0, jac=rosen_der,
                            hess=lambda x: aslinearoperator(rosen_hess(x)))

@@ -67,6 +67,28 @@ def test_tanh_net_hvp_agrees_with_nested_differences_and_passes():
     assert r.passed, r.report(color=False)
 
 
+def test_tanh_net_hvp_agrees_with_mlp_hvp():
+    # fastgc's own network computes the same cost (with a zero output bias): its R-op is the
+    # reference here, itself tested against nested differences in tests/network/test_mlp_hvp.py
+    ref = TanhNet()
+    h, d = ref.params["W1"].shape
+    o = ref.params["W2"].shape[0]
+    net = fastgc.MLP([d, h, o], ["tanh", "identity"], "mse")
+    params = {"W1": ref.params["W1"], "b1": ref.params["b1"][:, None], "W2": ref.params["W2"],
+              "b2": np.zeros((o, 1))}
+    rng = np.random.default_rng(1)
+    v_ref = {k: rng.standard_normal(np.shape(a)) for k, a in ref.params.items()}
+    v = {"W1": v_ref["W1"], "b1": v_ref["b1"][:, None], "W2": v_ref["W2"],
+         "b2": np.zeros((o, 1))}
+    assert net(params, ref.X, ref.Y) == pytest.approx(ref.cost(ref.params), rel=1e-14)
+    got, want = net.hvp(params, v, ref.X, ref.Y), ref.hvp(ref.params, v_ref)
+    np.testing.assert_allclose(got["W1"], want["W1"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got["b1"][:, 0], want["b1"], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got["W2"], want["W2"], rtol=1e-12, atol=1e-14)
+    bad = ref.hvp(ref.params, v_ref, drop_tanh2=True)
+    assert not np.allclose(bad["W1"], got["W1"], rtol=1e-6)  # the planted bug is visible
+
+
 # ---- planted bugs: the right block, the right diagnosis ------------------------------------
 def test_half_off_diagonal_block_in_hvp():
     q = Quadratic()

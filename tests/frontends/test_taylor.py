@@ -102,6 +102,25 @@ def test_per_block_names_the_wrong_block():
     assert good.passed and set(good.blocks) == {"x", "z", "W"}
 
 
+def test_per_block_finds_errors_that_cancel_along_the_whole_direction():
+    q = Quadratic()
+    rng = np.random.default_rng(4)
+    h = {k: rng.standard_normal(np.shape(a)) for k, a in q.params.items()}
+    # errors in dx and dW whose contributions to dJ.h cancel: the whole-direction test is
+    # blind to them, the per-block tests are not
+    e = {"x": -0.05 * h["x"] / np.sum(h["x"] ** 2), "W": 0.05 * h["W"] / np.sum(h["W"] ** 2)}
+
+    def grad(p):
+        g = q.grad(p)
+        return {k: g[k] + e.get(k, 0.0) for k in g}
+
+    r = fastgc.taylor_test(q.cost, grad, q.params, direction=h, per_block=True)
+    assert not r.passed and "fails along block(s) x, W" in r.message
+    assert {k for k, b in r.blocks.items() if not b.passed} == {"x", "W"}
+    assert all(abs(r.blocks[k].tail_rate - 1) < 0.1 for k in ("x", "W"))
+    assert fastgc.taylor_test(q.cost, grad, q.params, direction=h).passed
+
+
 def _noisy_rosen(amp, salt=3):
     """Rosenbrock plus deterministic noise of amplitude ``amp`` (a hash of x's bits: random
     at every scale, as a solver's tolerance is)."""
