@@ -26,7 +26,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]
 
 from problems import network_problem  # noqa: E402  (tests/ holds the seeded problems)
 
-_SECONDS = re.compile(r"\d+(\.\d+)?\s*(ms|s|us|µs)\b")
+_SECONDS = re.compile(r"\d+(\.\d+)?\s*(ms|s|us|µs)\b|(?<=seconds=)[0-9.e+-]+")
 
 
 def _plain(value):
@@ -117,6 +117,37 @@ def _cases():
 
     lx, lw, lb = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2)
     yield "layer", lambda: fastgc.check_layer(affine_forward, affine_backward, (lx, lw, lb), seed=0)
+
+    def relu_forward(x):
+        return np.maximum(x, 0), x
+
+    def relu_backward(dout, x):
+        return dout * (x > 0)
+
+    def mse(out, y):
+        return 0.5 * np.sum((out - y) ** 2), out - y
+
+    mw1, mb1 = rng.standard_normal((4, 5)), rng.standard_normal(5)
+    mw2, mb2 = rng.standard_normal((5, 2)), rng.standard_normal(2)
+    my = rng.standard_normal((3, 2))
+    layers = [(affine_forward, affine_backward, (mw1, mb1)), (relu_forward, relu_backward),
+              (affine_forward, affine_backward, (mw2, mb2))]
+    h, c1 = affine_forward(lx, mw1, mb1)
+    act, c2 = relu_forward(h)
+    out, c3 = affine_forward(act, mw2, mb2)
+    da, dw2, db2 = affine_backward(mse(out, my)[1], c3)
+    dx, dw1, db1 = affine_backward(relu_backward(da, c2), c1)
+    yield "model", lambda: fastgc.check_model(layers, lx, my, loss=mse,
+                                              grads=[(dw1, db1), None, (dw2, db2)], dX=dx)
+    yield "model-unchained", lambda: fastgc.check_model(
+        layers, lx, my, loss=mse, grads=[affine_backward(da, c1)[1:], None, (dw2, db2)])
+
+    def tanh_vjp(v, c):
+        return (1 - np.tanh(v) ** 2) * c + 1e-3  # not zero for a zero cotangent
+
+    yield "vjp-offset", lambda: fastgc.check_vjp(np.tanh, tanh_vjp, lx.ravel(), seed=2)
+    yield "jvp", lambda: fastgc.check_jvp(np.tanh, lambda v, t: (1 - np.tanh(v) ** 2) * t,
+                                          lx.ravel(), seed=2)
 
     from scipy.optimize import rosen, rosen_der, rosen_hess, rosen_hess_prod
 
