@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastgc._core.result import CheckResult
+from fastgc._core.result import CheckResult, nonzero_failures
 
 # Points per batched call at most; the memory budget below usually binds first.
 MAX_BATCH = 1024
@@ -73,15 +73,7 @@ def with_findings(result: CheckResult, layout, *, dtype: str, batched: bool, not
     zero (a backward not zero for a zero cotangent, or a spread beyond ``nondet_tol``).
     ``reference`` (a float64 re-check) fails the blocks it fails.
     """
-    blocks = dict(result.blocks)
-    for flat, reason in marks:
-        for b in layout.blocks:
-            part = flat[b.offset:b.stop]
-            if b.name in blocks and np.any(part != 0):
-                k = int(np.argmax(np.abs(part)))
-                blocks[b.name] = dataclasses.replace(
-                    blocks[b.name], passed=False,
-                    diagnosis=f"{reason} (max {np.abs(part).max():.3g} at {b.entry_name(k)})")
+    blocks = result.with_failures(nonzero_failures(layout, marks)).blocks
     if reference is not None:
         for name, ref in reference.blocks.items():
             if name in blocks and blocks[name].passed and not ref.passed:

@@ -20,6 +20,7 @@ import numpy as np
 
 from fastgc._check import check
 from fastgc._core.layout import Layout
+from fastgc._core.result import nonzero_failures
 
 __all__ = ["check_jvp", "check_layer", "check_module", "check_vjp"]
 
@@ -68,19 +69,6 @@ def _inner(out_layout, c_leaves, out) -> float:
 def _flat_gradient(layout, value, what):
     flat, _ = layout.flatten_gradient(value, what)
     return flat
-
-
-def _mark(result, layout, flat_value, reason):
-    """Fail the blocks of ``result`` where ``flat_value`` is not zero, with ``reason``."""
-    for b in layout.blocks:
-        part = flat_value[b.offset:b.stop]
-        if np.any(part != 0) and b.name in result.blocks:
-            k = int(np.argmax(np.abs(part)))
-            block = result.blocks[b.name]
-            block.passed = False
-            block.diagnosis = (f"{reason} (max {np.abs(part).max():.3g} at "
-                               f"{b.entry_name(k)})")
-    result.passed = all(b.passed for b in result.blocks.values())
 
 
 def check_vjp(f, vjp, inputs, *args, cotangent=None, exclude=None, **options):
@@ -152,10 +140,9 @@ def check_vjp(f, vjp, inputs, *args, cotangent=None, exclude=None, **options):
     first, second = call_vjp(cotangent), call_vjp(cotangent)
     zero = call_vjp(out_layout.assemble([np.zeros(b.shape) for b in out_layout.blocks]))
     result = check(cost, in_layout.unflatten(first), inputs, *args, exclude=exclude, **options)
-    _mark(result, in_layout, zero, "not zero for a zero cotangent")
-    _mark(result, in_layout, second - first,
-          "nondeterministic: two calls with the same cotangent differ")
-    return result
+    return result.with_failures(nonzero_failures(in_layout, [
+        (zero, "not zero for a zero cotangent"),
+        (second - first, "nondeterministic: two calls with the same cotangent differ")]))
 
 
 def check_jvp(f, jvp, inputs, *args, tangent=None, exclude=None, **options):
@@ -248,10 +235,9 @@ def check_jvp(f, jvp, inputs, *args, tangent=None, exclude=None, **options):
     third = call_jvp(tangent_struct)
     zero_s = out_layout.unflatten(np.zeros(out_layout.size))
     result = check(cost, out_layout.unflatten(first), zero_s, **options)
-    _mark(result, out_layout, second, "not zero for a zero tangent")
-    _mark(result, out_layout, third - first,
-          "nondeterministic: two calls with the same tangent differ")
-    return result
+    return result.with_failures(nonzero_failures(out_layout, [
+        (second, "not zero for a zero tangent"),
+        (third - first, "nondeterministic: two calls with the same tangent differ")]))
 
 
 # -- forward/backward pairs ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ rule of ``fastgc._core.verdict``. Results hold data only (no closures), so they 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field, fields
@@ -154,6 +155,18 @@ class CheckResult(Display):
 
     __hash__ = None  # mutable, compared by value
 
+    def with_failures(self, failures: dict) -> CheckResult:
+        """A new result in which each block named in ``failures`` fails, with the diagnosis
+        given there; ``passed`` follows the blocks. This result is left as it is.
+
+        For a failure the relative difference cannot show (a backward that is not zero for a
+        zero cotangent, two calls that differ): the block's numbers stay what was measured.
+        """
+        blocks = {name: dataclasses.replace(b, passed=False, diagnosis=failures[name])
+                  if name in failures else b for name, b in self.blocks.items()}
+        return dataclasses.replace(self, blocks=blocks,
+                                   passed=all(b.passed for b in blocks.values()))
+
     def worst(self, k: int = 5) -> list[Entry]:
         """The ``k`` checked coordinates that disagree most, relative to their tolerance."""
         if int(k) < 0:
@@ -220,6 +233,21 @@ class EntryTable:
     a: np.ndarray
     error: np.ndarray
     score: np.ndarray
+
+
+def nonzero_failures(layout, marks) -> dict:
+    """``{block name: diagnosis}`` for :meth:`CheckResult.with_failures`: each ``(flat values,
+    reason)`` of ``marks`` fails the blocks where its values are not zero, naming the largest
+    entry; a later mark's reason replaces an earlier one's."""
+    failures = {}
+    for flat, reason in marks:
+        for b in layout.blocks:
+            part = flat[b.offset:b.stop]
+            if np.any(part != 0):
+                k = int(np.argmax(np.abs(part)))
+                failures[b.name] = (f"{reason} (max {np.abs(part).max():.3g} at "
+                                    f"{b.entry_name(k)})")
+    return failures
 
 
 def _use_color() -> bool:

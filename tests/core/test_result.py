@@ -67,3 +67,31 @@ def test_mode_and_method_are_separate():
     assert (s.mode, s.method) == ("subset", "richardson")
     with pytest.raises(ValueError, match="pass directions=k"):
         fastgc.check(cost, grad(params), params, method="two-step")
+
+
+def test_with_failures_builds_a_new_result_and_leaves_the_checked_one_alone():
+    cost, grad, params = _problem()
+    result = fastgc.check(cost, grad, params)
+    before = pickle.loads(pickle.dumps(result))
+    failed = result.with_failures({"b": "not zero for a zero cotangent", "absent": "ignored"})
+    assert result == before and result.passed and result.blocks["b"].diagnosis == "ok"
+    assert type(failed) is type(result) and failed is not result
+    assert not failed.passed and not failed.blocks["b"].passed
+    assert failed.blocks["b"].diagnosis == "not zero for a zero cotangent"
+    assert failed.blocks["W"] is result.blocks["W"] and list(failed.blocks) == ["W", "b"]
+    # what was measured stays as measured
+    assert failed.difference == result.difference and failed.nfev == result.nfev
+    assert failed.blocks["b"].difference == result.blocks["b"].difference
+    assert result.with_failures({}) == result
+
+
+def test_nonzero_failures_names_the_largest_entry_and_keeps_the_last_reason():
+    from fastgc._core.layout import Layout
+    from fastgc._core.result import nonzero_failures
+
+    layout, _ = Layout.of({"W": np.zeros((2, 2)), "b": np.zeros(3)})
+    first = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0])
+    second = np.array([0.0, -3.0, 1.0, 0.0, 0.0, 1.0, 0.0])
+    failures = nonzero_failures(layout, [(first, "one"), (second, "two")])
+    assert failures == {"W": "two (max 3 at W[0, 1])", "b": "two (max 1 at b[1])"}
+    assert nonzero_failures(layout, [(np.zeros(7), "none")]) == {}
