@@ -63,17 +63,21 @@ class Display:
         Parameters
         ----------
         kind : str, optional
-            What to draw. :class:`fastgc.CheckResult`: ``"difference"`` (default; each
-            block's relative difference against the threshold), ``"step"`` (error against step
-            for the worst entries or ``entries=``, from extra cost evaluations: pass ``cost=``,
-            ``params=`` and ``args=``), ``"heatmap"`` (a 2-D block's relative errors,
-            ``block=``). :class:`fastgc.HessianResult`: ``"difference"`` (per block pair).
-            :class:`fastgc.TaylorResult`: ``"taylor"`` (default; remainders against step with
-            reference slopes). Layer and model results: ``"difference"``.
+            What to draw. :class:`fastgc.CheckResult`: ``"difference"`` (the default: each
+            block's relative difference against the threshold), ``"step"`` (central-difference
+            error against step for the worst entries, from extra cost evaluations, counted in
+            the title) or ``"heatmap"`` (a 2-D block's per-entry relative errors).
+            :class:`fastgc.TaylorResult`: ``"taylor"`` (the remainders against step, with
+            reference slopes). The other results: ``"difference"`` (per block pair, layer
+            block or point).
         ax : matplotlib.axes.Axes, optional
             Where to draw; a new figure's Axes by default.
         **options
-            The kind's own options (see ``fastgc._core.plot``).
+            ``kind="step"``: ``cost``, ``params`` and ``args`` as given to the check
+            (required: a result holds no cost), ``entries`` (names such as ``"W1[0, 2]"``;
+            default the ``k=3`` worst), ``steps`` (default 45 steps from 1e-1 to 1e-12).
+            ``kind="heatmap"``: ``block`` (default the first failing 2-D block, else the
+            first 2-D block).
 
         Returns
         -------
@@ -82,8 +86,9 @@ class Display:
         Raises
         ------
         ValueError
-            An unknown kind, or one that does not apply to this result (a heat map of a
-            directions-mode check).
+            An unknown kind, one that does not apply to this result (``"taylor"`` for a
+            CheckResult, a heat map of a directions check or of a 1-D block), or ``"step"``
+            without ``cost`` and ``params``.
         ImportError
             matplotlib is not installed.
         """

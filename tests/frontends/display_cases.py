@@ -45,7 +45,7 @@ def passing_check():
     return fastgc.check(cost, grad(params), params)
 
 
-def failing_model():
+def failing_model(**options):
     """affine -> relu -> affine with the second affine's db doubled."""
     rng = np.random.default_rng(3)
     X = rng.standard_normal((4, 3))
@@ -72,7 +72,7 @@ def failing_model():
     layers = {"fc1": (affine_forward, affine_backward, (w1, b1)),
               "relu": (relu_forward, relu_backward),
               SCRIPT: (affine_forward, affine_backward_bad, (w2, b2))}
-    return fastgc.check_model(layers, X)
+    return fastgc.check_model(layers, X, **options)
 
 
 def failing_hessian():
