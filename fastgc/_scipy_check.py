@@ -239,7 +239,12 @@ def check_scipy(fun, x0, args=(), jac=None, hess=None, hessp=None, *, points=2, 
         return {"x": grad_x(p["x"])}
 
     def hess_p(p):
-        return hess(np.array(p["x"]), *args)
+        H = hess(np.array(p["x"]), *args)
+        shape = getattr(H, "shape", None)
+        if shape is not None and tuple(shape) != (n, n):
+            raise ValueError(f"hess(x) returned shape {tuple(shape)}, but x0 has shape ({n},): "
+                             f"hess must return a ({n}, {n}) matrix")
+        return H
 
     def hvp_p(p, v):
         return {"x": _flat_output(hessp(np.array(p["x"]), np.array(v["x"]), *args), n,

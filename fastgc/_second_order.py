@@ -428,7 +428,7 @@ class _Matrix:
             out = np.empty_like(V2)
             for j in range(V2.shape[1]):
                 self.products += 1
-                y = np.asarray(self.H.matvec(full[:, j]))
+                y = self._matvec(full[:, j])
                 if y.size != self.full_size or not np.isrealobj(y):
                     raise ValueError(f"hess(params)'s matvec returned shape {y.shape}, not "
                                      f"({self.full_size},) real")
@@ -437,6 +437,19 @@ class _Matrix:
             self.products += V2.shape[1]
             out = np.asarray(self.H @ V2, dtype=np.float64)
         return out if V.ndim == 2 else out[:, 0]
+
+    def _matvec(self, x: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(self.H.matvec(x))
+        except ValueError:
+            # scipy reshapes the product to (n,) and says only "cannot reshape": show what
+            # the operator's own product returned, when that is the trouble
+            raw = getattr(self.H, "_matvec", None)
+            y = np.asarray(raw(x)) if raw is not None else None
+            if y is not None and y.size != self.full_size:
+                raise ValueError(f"hess(params)'s matvec returned shape {y.shape}, not "
+                                 f"({self.full_size},)") from None
+            raise
 
     def columns(self, cols: np.ndarray) -> np.ndarray:
         if self.kind == "dense":

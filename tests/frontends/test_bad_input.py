@@ -10,6 +10,8 @@ import numba
 import numpy as np
 import pytest
 from exercise_cells import backward_propagation_n, exercise_setup, forward_propagation_n
+from scipy.optimize import rosen, rosen_der, rosen_hess, rosen_hess_prod
+from scipy.sparse.linalg import LinearOperator
 
 import fastgc
 
@@ -23,6 +25,33 @@ x = np.array([1.0, 2.0])
 
 def quad(v):
     return 0.5 * np.sum(v**2)
+
+
+# The second-order front ends: Rosenbrock (scipy's closed forms) at a 5-vector, and a
+# two-block quadratic J = 1/2 |w|^2 + 1/2 |M|^2 whose Hessian is the identity.
+X5 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
+Q = {"w": np.ones(3), "M": np.ones((2, 2))}
+
+
+def q_cost(p):
+    return 0.5 * (np.sum(p["w"] ** 2) + np.sum(p["M"] ** 2))
+
+
+def q_grad(p):
+    return {"w": p["w"].copy(), "M": p["M"].copy()}
+
+
+def q_hvp(p, v):
+    return {"w": v["w"].copy(), "M": v["M"].copy()}
+
+
+def _jittery_grad():
+    rng = np.random.default_rng(0)
+    return lambda x: rosen_der(x) + 1e-6 * rng.standard_normal(5)
+
+
+def _wrong_matvec(x):
+    return LinearOperator((5, 5), matvec=lambda v: np.zeros(4), dtype=np.float64)
 
 
 @numba.njit
@@ -98,6 +127,82 @@ CASES = [
     ("gradient_check_n", "user forward with the network engine", lambda: fastgc.gradient_check_n(
         P, G, X, Y, forward=forward_propagation_n, engine="network"),
      ValueError, "engine='network' runs fastgc's own network"),
+    ("check_hvp", "hvp returns the wrong structure", lambda: fastgc.check_hvp(
+        q_grad, lambda p, v: list(q_hvp(p, v).values()), Q),
+     TypeError, r"hvp\(params, v\) must be a dict like params \(keys 'W1' or 'dW1'\), not list"),
+    ("check_hvp", "hvp block of the wrong shape", lambda: fastgc.check_hvp(
+        q_grad, lambda p, v: {**q_hvp(p, v), "M": np.zeros(4)}, Q),
+     ValueError, r"hvp\(params, v\)\['M'\] has shape \(4,\) but parameter 'M' has shape \(2, 2\)"),
+    ("check_hvp", "hvp leaves out a block", lambda: fastgc.check_hvp(
+        q_grad, lambda p, v: {"w": v["w"]}, Q),
+     ValueError, r"hvp\(params, v\) has no gradient for parameter 'M'"),
+    ("check_hvp", "hvp returns NaN", lambda: fastgc.check_hvp(
+        rosen_der, lambda x, v: np.full(5, np.nan), X5),
+     ValueError, r"hvp\(params, v\) has a non-finite value nan at params\[0\]"),
+    ("check_hvp", "grad of the wrong shape", lambda: fastgc.check_hvp(
+        lambda x: rosen_der(x)[:4], rosen_hess_prod, X5),
+     ValueError, r"grad\(params\) has shape \(4,\) but parameter 'params' has shape \(5,\)"),
+    ("check_hvp", "hvp not callable", lambda: fastgc.check_hvp(rosen_der, rosen_hess(X5), X5),
+     TypeError, "hvp must be callable; got ndarray"),
+    ("check_hvp", "zero directions", lambda: fastgc.check_hvp(
+        rosen_der, rosen_hess_prod, X5, directions=0),
+     ValueError, r"directions must be at least 1 \(directions per block\), not 0"),
+    ("check_hvp", "nondeterministic gradient", lambda: fastgc.check_hvp(
+        _jittery_grad(), rosen_hess_prod, X5),
+     fastgc.CostError, "grad is not deterministic: two calls at params gave"),
+    ("check_hessian", "hess of the wrong shape", lambda: fastgc.check_hessian(
+        rosen_der, lambda x: rosen_hess(x)[:4, :4], X5),
+     ValueError, r"hess\(params\) has shape \(4, 4\) but params flatten to 5 entries"),
+    ("check_hessian", "hess returns a dict", lambda: fastgc.check_hessian(
+        q_grad, lambda p: {"w": 1.0}, Q),
+     TypeError, r"hess\(params\) must return a 2-D array, a scipy sparse matrix or a scipy"),
+    ("check_hessian", "NaN in hess", lambda: fastgc.check_hessian(
+        rosen_der, lambda x: np.where(np.eye(5) > 0, np.nan, rosen_hess(x)), X5),
+     ValueError, r"hess\(params\) has a non-finite value at H\[params\[0\], params\[0\]\]"),
+    ("check_hessian", "complex hess", lambda: fastgc.check_hessian(
+        rosen_der, lambda x: rosen_hess(x) + 0j, X5),
+     TypeError, r"hess\(params\) must be a real matrix, not dtype complex128"),
+    ("check_hessian", "LinearOperator whose matvec returns the wrong shape",
+     lambda: fastgc.check_hessian(rosen_der, _wrong_matvec, X5),
+     ValueError, r"hess\(params\)'s matvec returned shape \(4,\), not \(5,\)"),
+    ("check_hessian", "subset and directions", lambda: fastgc.check_hessian(
+        rosen_der, rosen_hess, X5, subset=2, directions=1),
+     ValueError, "subset and directions are two different modes: pass one of them"),
+    ("taylor_test", "direction of the wrong shape", lambda: fastgc.taylor_test(
+        rosen, rosen_der, X5, direction=np.ones(4)),
+     ValueError, r"direction has shape \(4,\) but params has shape \(5,\)"),
+    ("taylor_test", "direction block of the wrong shape", lambda: fastgc.taylor_test(
+        q_cost, q_grad, Q, direction={"w": np.ones(3), "M": np.ones(4)}),
+     ValueError, r"direction\['M'\] has shape \(4,\) but parameter 'M' has shape \(2, 2\)"),
+    ("taylor_test", "zero direction", lambda: fastgc.taylor_test(
+        rosen, rosen_der, X5, direction=np.zeros(5)),
+     ValueError, "direction is zero on every checked entry: nothing to test"),
+    ("taylor_test", "hvp of the wrong shape", lambda: fastgc.taylor_test(
+        rosen, rosen_der, X5, hvp=lambda x, v: np.zeros(3)),
+     ValueError, r"hvp\(params, v\) has shape \(3,\) but parameter 'params' has shape"),
+    ("taylor_test", "cost returns an array", lambda: fastgc.taylor_test(
+        lambda v: v, rosen_der, X5),
+     fastgc.CostError, r"cost must return a real scalar, not ndarray of shape \(5,\)"),
+    ("check_scipy", "x0 not 1-D", lambda: fastgc.check_scipy(rosen, np.ones((2, 2)), jac=rosen_der),
+     ValueError, r"x0 must be 1-D \(scipy.optimize.minimize requires it\), not shape \(2, 2\)"),
+    ("check_scipy", "hess without jac", lambda: fastgc.check_scipy(rosen, X5, hess=rosen_hess),
+     ValueError, "hess= and hessp= are checked against differences of the gradient: pass jac="),
+    ("check_scipy", "jac of the wrong shape", lambda: fastgc.check_scipy(
+        rosen, X5, jac=lambda x: rosen_der(x)[:4]),
+     ValueError, r"jac\(x\) returned shape \(4,\), but x0 has shape \(5,\)"),
+    ("check_scipy", "jac=True but fun returns a float", lambda: fastgc.check_scipy(
+        rosen, X5, jac=True),
+     TypeError, r"with jac=True, fun must return \(f, g\) \(scipy's convention\), not float"),
+    ("check_scipy", "hess of the wrong shape", lambda: fastgc.check_scipy(
+        rosen, X5, jac=rosen_der, hess=lambda x: np.eye(4)),
+     ValueError, r"hess\(x\) returned shape \(4, 4\), but x0 has shape \(5,\)"),
+    ("check_scipy", "hessp of the wrong shape", lambda: fastgc.check_scipy(
+        rosen, X5, jac=rosen_der, hessp=lambda x, p: np.zeros(3)),
+     ValueError, r"hessp\(x, p\) returned shape \(3,\), but x0 has shape \(5,\)"),
+    ("check_scipy", "unknown jac string", lambda: fastgc.check_scipy(rosen, X5, jac="4-point"),
+     TypeError, r"jac must be a callable, True, None or one of \('2-point', '3-point', 'cs'\)"),
+    ("MLP.hvp", "v of the wrong shape", lambda: NET.hvp(P, dict(P, b1=np.zeros(5)), X, Y),
+     ValueError, r"v\['b1'\] has shape \(5,\), expected \(5, 1\)"),
     ("MLP", "one layer size", lambda: fastgc.MLP([4]),
      ValueError, "layer_dims needs at least 2 entries"),
     ("MLP", "unknown activation", lambda: fastgc.MLP([4, 3, 1], "relux"),

@@ -121,7 +121,8 @@ def test_bad_input():
         fastgc.check_scipy(rosen, X0, jac=lambda x: rosen_der(x)[:4])
     with pytest.raises(ValueError, match=r"hessp\(x, p\) returned shape"):
         fastgc.check_scipy(rosen, X0, jac=rosen_der, hessp=lambda x, p: np.zeros(3))
-    with pytest.raises(ValueError, match=r"hess\(params\) has shape \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"hess\(x\) returned shape \(4, 4\), but x0 has "
+                                         r"shape \(5,\)"):
         fastgc.check_scipy(rosen, X0, jac=rosen_der, hess=lambda x: np.eye(4))
     with pytest.raises(TypeError, match=r"with jac=True, fun must return \(f, g\)"):
         fastgc.check_scipy(rosen, X0, jac=True)
