@@ -243,6 +243,19 @@ def assert_gradients_close(cost, grad, params, *args, **options):
 
     Takes exactly the arguments of :func:`check`.
 
+    Parameters
+    ----------
+    cost : callable
+        As for :func:`check`.
+    grad : structure of arrays, or callable
+        As for :func:`check`.
+    params : dict, list, tuple or ndarray, or any nesting of them
+        As for :func:`check`.
+    *args
+        As for :func:`check`.
+    **options
+        As for :func:`check` (``method=``, ``subset=``, ``directions=``, ...).
+
     Returns
     -------
     CheckResult

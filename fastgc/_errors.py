@@ -13,9 +13,11 @@ class CostError(ValueError):
 
 
 class Float32Warning(UserWarning):
-    """float32 parameters were upcast to float64 for the finite-difference estimate."""
+    """Warned when float32 parameters are upcast to float64 for the finite-difference estimate."""
 
 
 class WorkerError(RuntimeError):
-    """A chunk of a check could not be evaluated by the workers (a worker died on it twice, or
-    the executor broke)."""
+    """Raised when a chunk of a check cannot be evaluated by the workers.
+
+    A worker died on it twice, or the executor broke; the message names the chunk's coordinates.
+    """

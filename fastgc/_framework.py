@@ -27,8 +27,9 @@ DEFAULT_BATCH_MEMORY = 64 * 2**20
 
 @dataclass(eq=False)
 class FrameworkResult(CheckResult):
-    """What ``fastgc.torch.check`` and ``fastgc.jax.check_vjp`` return: a :class:`CheckResult`
-    with the framework's own findings.
+    """What ``fastgc.torch.check`` and ``fastgc.jax.check_vjp`` return.
+
+    A :class:`CheckResult` with the framework's own findings.
 
     Attributes
     ----------
@@ -57,6 +58,19 @@ class FrameworkResult(CheckResult):
     __hash__ = None
 
     def report(self, color: bool | None = None) -> str:
+        """The readable report, ``str(result)``, with the float64 reference check's below it.
+
+        Parameters
+        ----------
+        color : bool, optional
+            ANSI colours for passed and FAILED; by default only on a terminal without
+            ``NO_COLOR`` set.
+
+        Returns
+        -------
+        str
+            The report, one line per block (or section), as ``print(result)`` shows it.
+        """
         text = super().report(color)
         if self.reference is not None:
             ref = self.reference.report(color).replace("\n", "\n  ")

@@ -252,8 +252,10 @@ def _split_output(value):
 
 
 def check_layer(forward, backward, inputs, *args, cotangent=None, exclude=None, **options):
-    """Check a forward/backward pair of the numpy-course kind (``affine_forward``,
-    ``affine_backward``).
+    """Check a forward/backward pair of the numpy-course kind.
+
+    ``affine_forward`` and ``affine_backward``, ``conv_forward`` and ``conv_backward``: a
+    forward returning ``(out, cache)`` and a backward taking ``(dout, cache)``.
 
     Parameters
     ----------

@@ -75,7 +75,13 @@ class LayerResult(Display):
     passed: bool = True
 
     def failures(self) -> list[str]:
-        """``"block: diagnosis"`` for each failing block of the layer's own checks."""
+        """``"block: diagnosis"`` for each failing block of the layer's own checks.
+
+        Returns
+        -------
+        list of str
+            One line per failing block of ``params`` and ``input``, in that order.
+        """
         out = []
         for r in (self.params, self.input):
             if r is not None:
@@ -136,7 +142,13 @@ class ModelResult(Display):
         raise KeyError(name)
 
     def report(self) -> str:
-        """The readable report (``str(result)``)."""
+        """The readable report, ``str(result)``.
+
+        Returns
+        -------
+        str
+            One line per layer (and the loss): its parameters', input's and chain's verdicts.
+        """
         ok = "passed" if self.passed else "FAILED"
         lines = [f"fastgc check_model {ok}: {self.verdict}",
                  f"  {len(self.layers)} layers, {self.nfev} evaluations, {self.seconds:.3g} s"]

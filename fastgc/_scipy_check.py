@@ -71,7 +71,19 @@ class ScipyCheckResult(Display):
     __hash__ = None
 
     def report(self, color: bool | None = None) -> str:
-        """The readable report: one section per callable, one line per point."""
+        """The readable report, ``str(result)``: one section per callable, one line per point.
+
+        Parameters
+        ----------
+        color : bool, optional
+            ANSI colours for passed and FAILED; by default only on a terminal without
+            ``NO_COLOR`` set.
+
+        Returns
+        -------
+        str
+            The report, one line per block (or section), as ``print(result)`` shows it.
+        """
         if color is None:
             color = _use_color()
         ok = _paint("passed", "32", color) if self.passed else _paint("FAILED", "31", color)

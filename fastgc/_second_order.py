@@ -523,7 +523,7 @@ def check_hessian(grad, hess, params, *args, cost=None, subset=None, directions=
     directions : int, optional
         Compare ``H v`` along this many seeded Gaussian directions per block instead of
         columns (2 gradient evaluations each, whatever the size).
-    method, eps, threshold, seed, exclude
+    method, eps, threshold, seed, exclude : optional
         As in :func:`fastgc.check_hvp`.
 
     Returns

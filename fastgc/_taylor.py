@@ -136,7 +136,19 @@ class TaylorResult(Display):
     __hash__ = None
 
     def report(self, color: bool | None = None) -> str:
-        """The readable report (``str(result)``): the ladder, with the fitted window marked."""
+        """The readable report, ``str(result)``: the ladder, with the fitted window marked.
+
+        Parameters
+        ----------
+        color : bool, optional
+            ANSI colours for passed and FAILED; by default only on a terminal without
+            ``NO_COLOR`` set.
+
+        Returns
+        -------
+        str
+            The report, one line per block (or section), as ``print(result)`` shows it.
+        """
         if color is None:
             color = _use_color()
         ok = _paint("passed", "32", color) if self.passed else _paint("FAILED", "31", color)

@@ -25,12 +25,34 @@ EXERCISE_LAYER_DIMS = (4, 5, 3, 1)
 
 
 def sigmoid(x):
-    """``1 / (1 + exp(-x))``, elementwise (the exercise's expression)."""
+    """``1 / (1 + exp(-x))``, elementwise (the exercise's expression).
+
+    Parameters
+    ----------
+    x : array_like
+        Pre-activations.
+
+    Returns
+    -------
+    numpy.ndarray
+        The activations, with ``x``'s shape.
+    """
     return 1 / (1 + np.exp(-x))
 
 
 def relu(x):
-    """``max(0, x)``, elementwise (the exercise's expression)."""
+    """``max(0, x)``, elementwise (the exercise's expression).
+
+    Parameters
+    ----------
+    x : array_like
+        Pre-activations.
+
+    Returns
+    -------
+    numpy.ndarray
+        The activations, with ``x``'s shape.
+    """
     return np.maximum(0, x)
 
 
@@ -58,6 +80,11 @@ def layer_keys(mapping, prefix: str = "") -> list[str]:
 def dictionary_to_vector(parameters):
     """Flatten ``{"W1", "b1", ..., "WL", "bL"}`` into a column vector.
 
+    Parameters
+    ----------
+    parameters : dict of ndarray
+        ``W1, b1, ..., WL, bL`` (any depth; other keys are ignored).
+
     Returns
     -------
     theta : ndarray, shape (P, 1)
@@ -74,7 +101,18 @@ def dictionary_to_vector(parameters):
 
 
 def gradients_to_vector(gradients):
-    """Flatten ``{"dW1", "db1", ..., "dWL", "dbL"}`` (other keys ignored) into a column."""
+    """Flatten ``{"dW1", "db1", ..., "dWL", "dbL"}`` into a column vector.
+
+    Parameters
+    ----------
+    gradients : dict of ndarray
+        ``dW1, db1, ..., dWL, dbL``; other keys (``dZ1``, ``dA1``) are ignored.
+
+    Returns
+    -------
+    ndarray, shape (P, 1)
+        The gradients in the order of :func:`dictionary_to_vector`.
+    """
     vectors = [np.reshape(gradients[key], (-1, 1)) for key in layer_keys(gradients, "d")]
     return np.concatenate(vectors, axis=0)
 

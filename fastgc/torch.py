@@ -1,4 +1,4 @@
-"""fastgc for PyTorch: check what autograd runs for a function or module, on its device and dtype.
+"""PyTorch front end: check what autograd runs for a function or module, on its device and dtype.
 
 Public API
 ----------
@@ -616,7 +616,9 @@ def check_module(module, *inputs, loss=None, cotangent=None, reference_dtype="au
     loss : callable, optional
         ``loss(output) -> scalar tensor``: check the gradient of the loss (cotangent 1)
         instead of a random projection of the output.
-    cotangent, reference_dtype, nondet_tol, batching, max_memory, exclude, **options
+    cotangent, reference_dtype, nondet_tol, batching, max_memory, exclude : optional
+        As for :func:`check`.
+    **options
         As for :func:`check`; blocks are named by ``named_parameters()`` (``"0.weight"``).
 
     Returns
@@ -698,11 +700,11 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
 
     Parameters
     ----------
-    func, inputs
+    func, inputs : callable, Tensor or tuple of Tensor
         As for ``torch.autograd.gradcheck``: a tensor or a tuple of them; those with
         ``requires_grad`` are checked, in their own dtype (a float32 op is not failed for
         being float32; the float64 reference check runs where the op allows it).
-    eps, atol, rtol
+    eps, atol, rtol : float, optional
         Accepted for compatibility and not used: fastgc chooses the step from the cost's
         measured noise and the tolerance from its error model (torch's ``rtol=1e-3`` is what
         lets a bug of 1e-3 pass).
@@ -710,16 +712,18 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         Raise on failure (default) or return False.
     nondet_tol : float
         As in torch: two backward passes may differ by this much per entry.
-    fast_mode : bool
-        fastgc's directions mode (4 random directions per input, whole-input two-step
-        extrapolation, bisection to the wrong entries) instead of every coordinate.
-    check_forward_ad, check_batched_forward_grad, check_batched_grad, check_grad_dtypes
+    check_undefined_grad : bool, optional
+        Accepted for compatibility; not used.
+    check_grad_dtypes, check_batched_grad, check_batched_forward_grad, check_forward_ad : bool
         Delegated, when True, to ``torch.autograd.gradcheck`` itself (its forward-mode and
         batched checks; fastgc checks the backward).
-    check_undefined_grad, masked
-        Accepted for compatibility; not used.
     check_backward_ad : bool
         False skips fastgc's backward check (only the delegated checks run).
+    fast_mode : bool
+        The directions mode of fastgc (4 random directions per input, whole-input two-step
+        extrapolation, bisection to the wrong entries) instead of every coordinate.
+    masked : bool, optional
+        Accepted for compatibility; not used.
 
     Returns
     -------

@@ -82,6 +82,7 @@ class Display:
         Returns
         -------
         matplotlib.axes.Axes
+            The Axes drawn on (``ax`` when given).
 
         Raises
         ------

@@ -19,9 +19,12 @@ from fastgc._core.display import Display
 
 @dataclass
 class Entry:
-    """One checked coordinate: ``name`` (``"W2[1, 3]"``), ``analytic``, ``numeric``,
+    """One checked coordinate, as :meth:`CheckResult.worst` lists it.
+
+    ``name`` (``"W2[1, 3]"``), ``analytic``, ``numeric``,
     ``abs_error = |analytic - numeric|``, ``rel_error = abs_error / (|analytic| + |numeric|)``,
-    and ``noise``, the estimated numerical error of ``numeric``."""
+    and ``noise``, the estimated numerical error of ``numeric``.
+    """
 
     name: str
     analytic: float
@@ -168,7 +171,19 @@ class CheckResult(Display):
                                    passed=all(b.passed for b in blocks.values()))
 
     def worst(self, k: int = 5) -> list[Entry]:
-        """The ``k`` checked coordinates that disagree most, relative to their tolerance."""
+        """The ``k`` checked coordinates that disagree most, relative to their tolerance.
+
+        Parameters
+        ----------
+        k : int, optional
+            How many entries (default 5); fewer when fewer coordinates were checked.
+
+        Returns
+        -------
+        list of Entry
+            Worst first: each with its ``name`` (``"W2[1, 3]"``), ``analytic`` and ``numeric``
+            values, absolute and relative errors and the estimate's ``noise``.
+        """
         if int(k) < 0:
             raise ValueError(f"k must be >= 0, not {k}")
         t = self._entries
@@ -185,8 +200,19 @@ class CheckResult(Display):
         return out
 
     def report(self, color: bool | None = None) -> str:
-        """The readable report (``str(result)``); ANSI colour only on a terminal without
-        ``NO_COLOR``."""
+        """The readable report, ``str(result)``.
+
+        Parameters
+        ----------
+        color : bool, optional
+            ANSI colours for passed and FAILED; by default only on a terminal without
+            ``NO_COLOR`` set.
+
+        Returns
+        -------
+        str
+            The report, one line per block (or section), as ``print(result)`` shows it.
+        """
         if color is None:
             color = _use_color()
         ok = _paint("passed", "32", color) if self.passed else _paint("FAILED", "31", color)

@@ -64,6 +64,7 @@ class PairResult:
 
     @property
     def name(self) -> str:
+        """The block's name, ``"H[A, B]"``."""
         return f"H[{self.row}, {self.column}]"
 
 
@@ -175,11 +176,29 @@ class HessianResult(Display):
     __hash__ = None  # mutable, compared by value
 
     def failing(self) -> list[PairResult]:
-        """The failing blocks of the Hessian, in order."""
+        """The failing blocks of the Hessian, in order.
+
+        Returns
+        -------
+        list of PairResult
+            The block pairs that failed, in the order of ``pairs``.
+        """
         return [p for p in self.pairs.values() if not p.passed]
 
     def report(self, color: bool | None = None) -> str:
-        """The readable report (``str(result)``)."""
+        """The readable report, ``str(result)``.
+
+        Parameters
+        ----------
+        color : bool, optional
+            ANSI colours for passed and FAILED; by default only on a terminal without
+            ``NO_COLOR`` set.
+
+        Returns
+        -------
+        str
+            The report, one line per block (or section), as ``print(result)`` shows it.
+        """
         if color is None:
             color = _use_color()
         title = ("Hessian-vector product" if self.kind == "hvp" else "Hessian")

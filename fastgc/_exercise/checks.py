@@ -102,6 +102,20 @@ def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False,
     -------
     float
         The relative difference ``||grad - gradapprox|| / (||grad|| + ||gradapprox||)``.
+
+    Examples
+    --------
+    The exercise's network and its two-bug backprop (``fastgc._exercise.original`` keeps the
+    exercise's own code), and the exercise's number for it, to the bit:
+
+    >>> import fastgc
+    >>> from fastgc._exercise.original import (exercise_data, forward_propagation_n,
+    ...                                        backward_propagation_n)
+    >>> X, Y, parameters = exercise_data()
+    >>> cost, cache = forward_propagation_n(X, Y, parameters)
+    >>> gradients = backward_propagation_n(X, Y, cache)
+    >>> fastgc.gradient_check_n(parameters, gradients, X, Y)
+    0.2850931567761623
     """
     from fastgc._check import check
     from fastgc._exercise.original import forward_propagation_n

@@ -47,6 +47,18 @@ class MLP:
         L2 penalty ``(l2/(2m)) sum_l ||W_l||_F^2`` added to the cost (biases are not
         penalised).
 
+    Attributes
+    ----------
+    layer_dims : list of int
+    activations : tuple of str
+        One per layer.
+    loss : str
+    l2 : float
+    layout : fastgc._core.layout.Layout
+        The flat order as blocks with names, shapes and offsets (`flatten`, `unflatten`).
+    param_count : int
+        ``P``, the length of the flat vector.
+
     Raises
     ------
     ValueError
@@ -62,22 +74,10 @@ class MLP:
     the flat order (``flatten``/``unflatten``) is ``W1, b1, W2, b2, ...``, each block raveled
     in C order, which is the exercise's ``dictionary_to_vector`` order.
 
-    Attributes
-    ----------
-    layer_dims : list of int
-    activations : tuple of str
-        One per layer.
-    loss : str
-    l2 : float
-    layout : fastgc._core.layout.Layout
-        The flat order as blocks with names, shapes and offsets (`flatten`, `unflatten`).
-    param_count : int
-        ``P``, the length of the flat vector.
-
     Examples
     --------
     >>> import numpy as np
-    >>> from fastgc._network.mlp import MLP
+    >>> from fastgc import MLP
     >>> net = MLP([4, 5, 3, 1])
     >>> params = net.init(seed=0)
     >>> rng = np.random.default_rng(0)
@@ -175,7 +175,13 @@ class MLP:
     # ---- parameters -------------------------------------------------------------------
 
     def param_shapes(self):
-        """``[(name, shape), ...]`` in the flat order ``W1, b1, W2, b2, ..., WL, bL``."""
+        """The parameter blocks' names and shapes.
+
+        Returns
+        -------
+        list of tuple
+            ``[(name, shape), ...]`` in the flat order ``W1, b1, W2, b2, ..., WL, bL``.
+        """
         return [(b.name, b.shape) for b in self.layout.blocks]
 
     def init(self, seed=0):
@@ -202,13 +208,34 @@ class MLP:
         return params
 
     def flatten(self, params):
-        """Concatenate the parameter blocks (C order) into one float64 vector."""
+        """Concatenate the parameter blocks (C order) into one float64 vector.
+
+        Parameters
+        ----------
+        params : dict
+            ``{"W1": (n1, n0), "b1": (n1, 1), ...}``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The flat parameters, shape ``(param_count,)``, in the order of `param_shapes`.
+        """
         params = self._validate_params(params)
         return np.concatenate([params[b.key].ravel() for b in self.layout.blocks])
 
     def unflatten(self, theta):
-        """Split a flat vector into the parameter dict (views into ``theta`` when it is a
-        contiguous float64 array).
+        """Split a flat vector into the parameter dict.
+
+        Parameters
+        ----------
+        theta : array_like, shape (param_count,)
+            The flat parameters, in the order of `flatten`.
+
+        Returns
+        -------
+        dict
+            ``{"W1": ..., "b1": ..., ...}``: views into ``theta`` when it is a contiguous
+            float64 array.
         """
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != (self.param_count,):
@@ -247,7 +274,9 @@ class MLP:
         Returns
         -------
         X : numpy.ndarray, float64, shape (n0, m)
+            The inputs.
         Y : numpy.ndarray, float64, shape (nL, m)
+            The targets, as a row when given as ``(m,)``.
 
         Raises
         ------
@@ -350,11 +379,14 @@ class MLP:
         params : dict
             ``{"W1": (n1, n0), "b1": (n1, 1), ...}``.
         X : array_like, shape (n0, m)
+            Inputs, one example per column.
         Y : array_like, shape (nL, m), or (m,) when ``nL == 1``
+            Targets.
 
         Returns
         -------
         cost : float
+            The loss (with the L2 penalty when ``l2`` is set).
         cache : dict
             ``{"Z": [Z1, ..., ZL], "A": [X, A1, ..., AL]}``.
 
@@ -378,7 +410,11 @@ class MLP:
 
         Parameters
         ----------
-        params, X, Y
+        params : dict
+            As in `forward`.
+        X : array_like, shape (n0, m)
+            As in `forward`.
+        Y : array_like, shape (nL, m), or (m,) when ``nL == 1``
             As in `forward`.
 
         Returns
