@@ -17,7 +17,7 @@ from fastgc._core.validate import (
     positive_float,
     random_generator,
 )
-from fastgc._engines.evaluator import Evaluator
+from fastgc._engines.evaluator import Evaluator, measure_cost_noise
 from fastgc._engines.progress import progress_bar
 from fastgc._engines.registry import engine_names, make_objective
 from fastgc._engines.workers import EngineSpec, Workers, validate_workers
@@ -224,7 +224,7 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         if workers is not None:
             pool = Workers(workers, EngineSpec(cost, problem.layout, problem.theta, tuple(args),
                                                engine.name, max_memory))
-        evaluator = Evaluator(engine, progress_bar(progress), pool)  # measures the cost's noise
+        evaluator = Evaluator(engine, measure_cost_noise(engine), progress_bar(progress), pool)
     except BaseException:
         try:
             if pool is not None:

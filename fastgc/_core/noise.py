@@ -110,7 +110,8 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
     """Measure the cost's noise near ``theta`` with ``NOISE_NFEV`` evaluations.
 
     ``objective`` answers ``at_coordinates`` and ``along_directions`` with cost differences
-    from ``J(theta)`` (``base_cost``).
+    from ``J(theta)`` (``base_cost``); the result's ``nfev`` adds up the evaluations those
+    answers report.
 
     Raises
     ------
@@ -118,7 +119,8 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
         When ``J(theta)`` evaluated again differs from the first time: the cost is not a
         function of the parameters (dropout, an unseeded random draw).
     """
-    again = objective.at_coordinates(np.zeros(1, dtype=np.int64), np.zeros(1)).values[0]
+    repeat = objective.at_coordinates(np.zeros(1, dtype=np.int64), np.zeros(1))
+    again, nfev = repeat.values[0], repeat.nfev
     scale = max(abs(base_cost), _TINY)
     if abs(again) > _NONDETERMINISTIC * scale:
         raise CostError(
@@ -132,18 +134,18 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
     direction = np.random.default_rng(0x5EED).standard_normal(len(theta))
     direction *= np.maximum(1.0, np.abs(theta))
     try:
-        coarse = _table(objective, direction, _TABLE_STEP)
-        nfev = 1 + 2 * _SIDE
+        coarse, used = _table(objective, direction, _TABLE_STEP)
+        nfev += used
         if coarse / scale > LOW_PRECISION:
             # Noise, or a kink the table crossed (a ReLU at the point): the k-th differences
             # of a kink scale with the spacing, noise does not. A table 10 times finer tells.
-            fine = _table(objective, direction, _TABLE_STEP / _FINER)
-            nfev += 2 * _SIDE
+            fine, used = _table(objective, direction, _TABLE_STEP / _FINER)
+            nfev += used
             coarse = fine if fine > coarse / 3 else 0.0
     except CostError:
         # A NaN, inf or non-scalar at a perturbed point: the check reports it itself, with the
         # coordinate and step (the table's points move every coordinate at once).
-        return CostNoise(abs(again), abs(base_cost), 1)
+        return CostNoise(abs(again), abs(base_cost), nfev)
     except Exception as exc:
         # The user's own error propagates (nothing is retried or hidden), saying where.
         if hasattr(exc, "add_note"):
@@ -155,12 +157,13 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
     return CostNoise(max(coarse, abs(again)), abs(base_cost), nfev)
 
 
-def _table(objective, direction, spacing) -> float:
-    """The noise level of the cost at theta + i spacing direction, i = -3..3."""
+def _table(objective, direction, spacing) -> tuple[float, int]:
+    """The noise level of the cost at theta + i spacing direction, i = -3..3, and the
+    evaluations it took."""
     indices = np.arange(len(direction), dtype=np.int64)
     multiples = np.array([i for i in range(-_SIDE, _SIDE + 1) if i != 0], dtype=np.float64)
     d = objective.along_directions([(indices, direction)] * len(multiples), spacing * multiples)
-    return _ecnoise(np.insert(d.values, _SIDE, 0.0))  # differences from J(theta): its own is 0
+    return _ecnoise(np.insert(d.values, _SIDE, 0.0)), d.nfev  # J(theta)'s own difference is 0
 
 
 def _ecnoise(values: np.ndarray) -> float:

@@ -13,6 +13,9 @@ With ``workers=`` (``fastgc._engines.workers``) the same chunks go to worker pro
 engine of its own built once per check, and are joined by chunk index as they come back: the
 chunks never depend on the number of workers, so neither do the bits. The engine built here
 still provides the name, the noise and the kink mask (no cost evaluations).
+
+The cost's own noise is measured before the evaluator exists (:func:`measure_cost_noise`, on
+the engine) and handed to it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,21 @@ def chunk_bounds(n: int, min_chunk: int = MIN_CHUNK) -> list[tuple[int, int]]:
     return [(start, min(n, start + size)) for start in range(0, n, size)]
 
 
+def measure_cost_noise(engine) -> CostNoise:
+    """The cost's noise near the engine's point (``fastgc._core.noise``), measured in this
+    process on the engine itself: a few evaluations, not worth a round trip to workers.
+
+    Skipped (zero noise, no evaluations) for an engine that knows its cost is float64; raised
+    to the noise floor an engine states from its dtype.
+    """
+    if not engine.measures_noise:
+        return CostNoise(0.0, abs(engine.base_cost))
+    noise = measure_noise(engine, engine.theta, engine.base_cost)
+    if engine.noise_floor > noise.sigma:
+        noise = CostNoise(engine.noise_floor, abs(engine.base_cost), noise.nfev)
+    return noise
+
+
 class Evaluator:
     """Requests to one engine for the duration of one check.
 
@@ -44,6 +62,9 @@ class Evaluator:
     ----------
     engine : Objective
         The engine, built in this process (its base cost, noise and kink mask are used here).
+    cost_noise : CostNoise
+        The cost's noise near the point, from :func:`measure_cost_noise` (its evaluations are
+        counted in ``nfev``).
     progress : ProgressBar, optional
         Told after each completed chunk.
     workers : Workers, optional
@@ -61,32 +82,21 @@ class Evaluator:
         Cost evaluations so far, counted from what each engine call returned (the base point
         included; not the base point each worker evaluates to build its own engine).
     cost_noise : CostNoise
-        The cost's noise measured near the point (``fastgc._core.noise``; a few evaluations, once
-        per check, skipped for engines that know their cost is float64): it sets the central
-        step and is a floor under the noise of every cost difference.
+        As given: it sets the central step and is a floor under the noise of every cost
+        difference.
     """
 
-    def __init__(self, engine, progress=None, workers=None):
+    def __init__(self, engine, cost_noise: CostNoise, progress=None, workers=None):
         self._engine = engine
         self._progress = progress
-        # The noise table below runs here, in this process, on the engine already built: a
-        # few evaluations, not worth a round trip to the workers.
-        self._workers = None
+        self._workers = workers
         self.name = engine.name
         self.exact_complex = engine.exact_complex
-        self.noise = engine.noise
-        self.nfev = engine.setup_nfev
-        self._floor = 0.0
-        self.cost_noise = CostNoise(0.0, abs(engine.base_cost))
-        if engine.measures_noise:
-            self.cost_noise = measure_noise(self, engine.theta, engine.base_cost)
-            if engine.noise_floor > self.cost_noise.sigma:
-                self.cost_noise = CostNoise(engine.noise_floor, abs(engine.base_cost),
-                                            self.cost_noise.nfev)
-            # a difference of two noisy values: twice the noise of one is generous enough
-            self._floor = 2 * self.cost_noise.sigma
-            self.noise = max(self.noise, self._floor)
-        self._workers = workers
+        self.nfev = engine.setup_nfev + cost_noise.nfev
+        self.cost_noise = cost_noise
+        # a difference of two noisy values: twice the noise of one is generous enough
+        self._floor = 2 * cost_noise.sigma if engine.measures_noise else 0.0
+        self.noise = max(engine.noise, self._floor) if engine.measures_noise else engine.noise
 
     def _run(self, n: int, method: str, slice_args, describe,
              min_chunk: int = MIN_CHUNK) -> Deltas:

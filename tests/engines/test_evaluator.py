@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fastgc._core.layout import Layout
-from fastgc._engines.evaluator import Evaluator
+from fastgc._engines.evaluator import Evaluator, measure_cost_noise
 from fastgc._engines.registry import Objective
 
 
@@ -81,7 +81,7 @@ def test_chunks_do_not_depend_on_the_bar_or_the_workers(n):
         engine = _Recording(50)
         bar = _Bar() if "bar" in where else None
         workers = _Workers(_Recording(50)) if "workers" in where else None
-        ev = Evaluator(engine, progress=bar, workers=workers)
+        ev = Evaluator(engine, measure_cost_noise(engine), progress=bar, workers=workers)
         d = ev.at_coordinates(index, step)
         calls = workers.chunks if workers is not None else engine.calls
         seen[where] = [size for _, size in calls]
@@ -105,7 +105,8 @@ def test_direction_requests_are_chunked_by_size_alone():
     for where in ("plain", "bar", "workers"):
         engine = _Recording(50)
         workers = _Workers(_Recording(50)) if where == "workers" else None
-        ev = Evaluator(engine, progress=_Bar() if where == "bar" else None, workers=workers)
+        ev = Evaluator(engine, measure_cost_noise(engine),
+                       progress=_Bar() if where == "bar" else None, workers=workers)
         d = ev.along_directions(directions, step)
         assert d.nfev == n
         seen[where] = [s for _, s in (workers.chunks if workers is not None else engine.calls)]
