@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,11 +77,12 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     items = plan.select(problem.layout, problem.rng)
     if plan.items == "coordinates":
         measured = _measure_coordinates(scheme, evaluator, problem, items)
-        diagnose_block = _CoordinateDiagnosis(problem, items, measured)
+        diagnose_block = _CoordinateDiagnosis(items, measured)
     else:
         measured = _measure_directions(scheme, evaluator, problem, items)
         diagnose_block = _DirectionDiagnosis(scheme, evaluator, problem, measured)
-    blocks = judge_blocks(problem.layout, measured, problem.threshold, diagnose_block)
+    blocks, localised = judge_blocks(problem.layout, measured, problem.threshold,
+                                     diagnose_block)
     smooth = ~measured.kinked
     notes = noise.notes(problem.threshold) + plan.notes(problem.layout, items)
     if problem.layout.excluded:
@@ -91,8 +93,8 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         notes += _kink_notes(problem.layout, index, measured)
         kinks = [problem.layout.coordinate_name(int(i)) for i in index[measured.kinked]]
     else:
-        index, numeric, kinks = diagnose_block.localised_entries(), None, []
-        entries = diagnose_block.entry_table(index)
+        index, numeric, kinks = localised, None, []
+        entries = _localised_table(evaluator, problem, index)
     return CheckResult(
         difference=relative_difference(measured.analytic[smooth], measured.numeric[smooth]),
         passed=all(b.passed for b in blocks.values()),
@@ -115,9 +117,26 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     )
 
 
-def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -> dict:
+class Diagnosis(NamedTuple):
+    """What explains a failing block: the words, the evaluations spent finding them, and the
+    single wrong entries localised on the way (flat indices; directions mode)."""
+
+    text: str
+    nfev: int = 0
+    entries: tuple = ()
+
+
+class Judged(NamedTuple):
+    """The blocks' verdicts (name -> BlockResult) and every single wrong entry localised
+    (sorted flat indices)."""
+
+    blocks: dict
+    localised: np.ndarray
+
+
+def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -> Judged:
     """The verdict for every block with checked items; ``diagnose_block(b, block, sel, wrong)``
-    explains a failing one, returning ``(diagnosis, localisation_nfev)``.
+    explains a failing one, returning a :class:`Diagnosis`.
 
     Kinked items are left out of the block's norms (they are judged one by one instead)."""
     n_blocks = len(layout.blocks)
@@ -131,21 +150,22 @@ def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -
     largest = np.zeros(n_blocks)
     np.maximum.at(largest, block_of[smooth], np.abs(g - a)[smooth])
     wrong = None
-    blocks = {}
+    blocks, localised = {}, set()
     for b_i, block in enumerate(layout.blocks):
         if counts[b_i] == 0:
             continue
         ok = bool(passed[b_i]) and inconsistent[b_i] == 0
-        diagnosis, loc_nfev = "ok", 0
+        found = Diagnosis("ok")
         if not ok:
             wrong = measured.wrong(threshold) if wrong is None else wrong
             sel = np.flatnonzero(block_of == b_i)
-            diagnosis, loc_nfev = diagnose_block(b_i, block, sel, wrong)
+            found = diagnose_block(b_i, block, sel, wrong)
+            localised.update(found.entries)
         difference = float(gap[b_i] / scale[b_i]) if scale[b_i] > 0 else 0.0
         blocks[block.name] = BlockResult(
             block.name, block.shape, int(counts[b_i]), difference, ok, float(largest[b_i]),
-            float(noise[b_i]), diagnosis, loc_nfev, kinks=int(kinks[b_i]))
-    return blocks
+            float(noise[b_i]), found.text, found.nfev, kinks=int(kinks[b_i]))
+    return Judged(blocks, np.array(sorted(localised), dtype=np.int64))
 
 
 # ---- coordinates (full and subset plans) ---------------------------------------------------
@@ -173,7 +193,7 @@ class _CoordinateDiagnosis:
     """A failing block of coordinates: kinked entries outside their one-sided differences, or
     the pattern of its wrong entries (factor, transpose, rows, columns, entries)."""
 
-    def __init__(self, problem, index, measured):
+    def __init__(self, index, measured):
         self.index, self.m = index, measured
 
     def __call__(self, b_i, block, sel, wrong):
@@ -181,11 +201,11 @@ class _CoordinateDiagnosis:
         inconsistent = ~self.m.consistent[sel]
         if inconsistent.any():
             bad = [block.entry_name(int(i)) for i in local[inconsistent][:5]]
-            return (f"{int(inconsistent.sum())} entries lie outside the one-sided differences "
-                    f"across a kink: {', '.join(bad)}"), 0
+            return Diagnosis(f"{int(inconsistent.sum())} entries lie outside the one-sided "
+                             f"differences across a kink: {', '.join(bad)}")
         smooth = None if self.m.smooth is None else self.m.smooth[sel]
-        return diagnose(block, self.m.analytic[sel], self.m.numeric[sel], wrong[sel], local,
-                        smooth), 0
+        return Diagnosis(diagnose(block, self.m.analytic[sel], self.m.numeric[sel], wrong[sel],
+                                  local, smooth))
 
 
 def _numeric_structure(layout, index, numeric):
@@ -233,16 +253,15 @@ class _DirectionDiagnosis:
 
     def __init__(self, scheme, evaluator, problem, measured):
         self.scheme, self.evaluator, self.p, self.m = scheme, evaluator, problem, measured
-        self.entries: list[int] = []
 
     def __call__(self, b_i, block, sel, wrong):
         p = self.p
         g, a = self.m.analytic[sel], self.m.numeric[sel]
         factor = self._confirmed_factor(b_i, block, g, a)
         if factor is not None:
-            return factor, 0
+            return Diagnosis(factor)
         if p.budget <= 0:
-            return "the directional derivatives disagree (localisation disabled)", 0
+            return Diagnosis("the directional derivatives disagree (localisation disabled)")
         # A part holding the error shows at least about the block's relative difference (more
         # as parts shrink); a correct part only noise. A tenth of the block's difference
         # separates the two better than the verdict threshold, which a small error barely
@@ -250,8 +269,8 @@ class _DirectionDiagnosis:
         local_threshold = min(p.threshold, relative_difference(g, a) / 10)
         found = localise_block(self.evaluator, p.analytic, p.theta, b_i, block, local_threshold,
                                p.eps, p.rng, p.budget)
-        self.entries.extend(int(i) for grp in found.groups if len(grp) == 1 for i in grp)
-        return describe_localisation(block, found), found.nfev
+        return Diagnosis(describe_localisation(block, found), found.nfev,
+                         tuple(int(i) for grp in found.groups if len(grp) == 1 for i in grp))
 
     def _confirmed_factor(self, b_i, block, g, a) -> str | None:
         text = diagnose_factor(block, g, a, min_items=2)
@@ -264,14 +283,11 @@ class _DirectionDiagnosis:
         return diagnose_factor(block, np.concatenate([g, more.analytic]),
                                np.concatenate([a, more.numeric]), min_items=2)
 
-    def localised_entries(self) -> np.ndarray:
-        return np.array(sorted(set(self.entries)), dtype=np.int64)
 
-    def entry_table(self, index) -> EntryTable | None:
-        """The localised single entries, estimated by central differences for the report."""
-        if not index.size:
-            return None
-        p = self.p
-        estimate = central(self.evaluator, index,
-                           coordinate_steps(p.theta, index, p.eps, central_step(self.evaluator)))
-        return _entry_table(p, index, estimate.numeric, estimate.error)
+def _localised_table(evaluator, p: Problem, index) -> EntryTable | None:
+    """The localised single entries, estimated by central differences for the report."""
+    if not index.size:
+        return None
+    estimate = central(evaluator, index,
+                       coordinate_steps(p.theta, index, p.eps, central_step(evaluator)))
+    return _entry_table(p, index, estimate.numeric, estimate.error)

@@ -12,7 +12,7 @@ import pytest
 
 import fastgc
 from fastgc._core.diagnosis import diagnose
-from fastgc._core.driver import Measured, judge_blocks
+from fastgc._core.driver import Diagnosis, Measured, judge_blocks
 from fastgc._core.layout import Layout
 
 
@@ -149,9 +149,9 @@ def _judge(layout, index, g, a, err, thr):
     measured = Measured(layout.block_index(index), g, a, err, np.zeros(n, bool), np.ones(n, bool))
 
     def diagnose_block(b_i, block, sel, wrong):
-        return diagnose(block, g[sel], a[sel], wrong[sel], index[sel] - block.offset), 0
+        return Diagnosis(diagnose(block, g[sel], a[sel], wrong[sel], index[sel] - block.offset))
 
-    return judge_blocks(layout, measured, thr, diagnose_block)
+    return judge_blocks(layout, measured, thr, diagnose_block).blocks
 
 
 def test_diagnose_directly():
