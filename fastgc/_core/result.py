@@ -159,11 +159,21 @@ class CheckResult(Display):
     __hash__ = None  # mutable, compared by value
 
     def with_failures(self, failures: dict) -> CheckResult:
-        """A new result in which each block named in ``failures`` fails, with the diagnosis
-        given there; ``passed`` follows the blocks. This result is left as it is.
+        """A new result in which each block named in ``failures`` fails.
 
         For a failure the relative difference cannot show (a backward that is not zero for a
         zero cotangent, two calls that differ): the block's numbers stay what was measured.
+        This result is left as it is.
+
+        Parameters
+        ----------
+        failures : dict of str to str
+            Block name to the diagnosis the failing block shows.
+
+        Returns
+        -------
+        CheckResult
+            The same fields, with those blocks failing; ``passed`` follows the blocks.
         """
         blocks = {name: dataclasses.replace(b, passed=False, diagnosis=failures[name])
                   if name in failures else b for name, b in self.blocks.items()}
