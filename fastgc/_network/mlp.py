@@ -497,7 +497,7 @@ class MLP:
             ``{"W1": (n1, n0), "b1": (n1, 1), ...}``, as in `forward`.
         v : dict
             The vector, with the keys and shapes of ``params``.
-        X, Y
+        X, Y : array_like
             As in `forward`.
 
         Returns
