@@ -45,7 +45,7 @@ def find_kinks(objective, scheme, analytic, index, estimate, threshold: float) -
 # 16 times less (their gap is h J''), a kink's by a jump that does not shrink.
 _RECHECK = 16
 # Above this many suspects, kink re-checks by a second step are capped (black-box costs).
-_MAX_RECHECKS = 2000
+MAX_RECHECKS = 2000
 
 
 def one_sided_kinks(objective, index, coarse, suspects, analytic, threshold: float):
@@ -70,7 +70,7 @@ def one_sided_kinks(objective, index, coarse, suspects, analytic, threshold: flo
     f, b = coarse.forward, coarse.backward
     # a one-sided slope's rounding error is twice the central estimate's
     apart = suspects & ~agree(f, b, 2 * coarse.error, threshold)
-    sel = np.flatnonzero(apart)[:_MAX_RECHECKS]
+    sel = np.flatnonzero(apart)[:MAX_RECHECKS]
     if sel.size == 0:
         return kinked
     c = coarse.numeric[sel]

@@ -345,10 +345,6 @@ def exclusion(exclude):
 _LEAF = "leaf"
 
 
-def _is_scalar_leaf(value) -> bool:
-    return isinstance(value, (np.ndarray, numbers.Number, np.generic))
-
-
 def _is_numeric_nest(value) -> bool:
     """A list/tuple of numbers (or of such lists): an array written as a list (``[[1.0, 2.0]]``)
     below the top level, read as one array rather than as a structure of scalars."""
@@ -541,14 +537,6 @@ def _user_stacklevel() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
     return level
-
-
-def _label(argname: str, kind: str, key) -> str:
-    if kind == "dict":
-        return f"{argname}[{key!r}]"
-    if kind == "sequence":
-        return f"{argname}[{key}]"
-    return argname
 
 
 def _as_real_array(value, label) -> np.ndarray:

@@ -28,7 +28,7 @@ from fastgc._core.estimators import (
     richardson_scipy,
     two_step_directions,
 )
-from fastgc._core.kinks import one_sided_kinks
+from fastgc._core.kinks import MAX_RECHECKS, one_sided_kinks
 from fastgc._core.verdict import SAFETY
 from fastgc._errors import CostError
 
@@ -37,10 +37,6 @@ __all__ = [
     "Estimate", "Scheme", "central", "central_directions", "central_step", "complex_step",
     "coordinate_steps", "direction_steps", "richardson_scipy", "two_step_directions",
 ]
-
-# Above this many suspects, kink re-checks by a second step are capped (black-box costs).
-_MAX_KINK_RECHECKS = 2000
-
 
 class Scheme:
     """One way of estimating derivatives; subclasses fill in the class attributes.
@@ -160,7 +156,7 @@ class Richardson(Scheme):
         # estimate is their average at every step): the one-sided slopes at the first step
         # tell, 2 evaluations per failing suspect and 2 more where they differ.
         uncertain = self._uncertain(estimate)
-        rest = np.flatnonzero(suspects & ~uncertain)[:_MAX_KINK_RECHECKS]
+        rest = np.flatnonzero(suspects & ~uncertain)[:MAX_RECHECKS]
         kinked = uncertain & suspects
         if rest.size:
             coarse = central(objective, index[rest], estimate.first_step[rest])

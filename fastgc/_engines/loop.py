@@ -38,7 +38,7 @@ class LoopObjective(Objective):
         # structure, as views into the working vector.
         self._params = self._work.view() if flat else layout.unflatten(self._work)
         # The cost sees read-only views: a cost that modified its parameters in place would
-        # shift every later point silently; now it raises at the first write.
+        # shift every later point silently; a read-only view raises at the first write.
         views = [self._params] if flat else layout.leaves(self._params)
         for view in views:
             view.flags.writeable = False

@@ -202,9 +202,9 @@ def _sweep_problem():
 
 @pytest.mark.parametrize("kind", ["entry", "row"])
 def test_directions_name_the_culprit_for_every_seed(kind):
-    # With two directions a factor fitted to two ratios that agree by chance used to explain a
-    # zeroed row as "dW2 is 1.476 x" (seed 13) or a wrong entry as "(1 + 1.2e-06) x"; a factor
-    # is now reported only when fresh directions confirm it.
+    # With two directions, two ratios that agree by chance fit a factor that is not there (a
+    # zeroed row read as "dW2 is 1.476 x" at seed 13, a wrong entry as "(1 + 1.2e-06) x"): a
+    # factor is reported only when fresh directions confirm it.
     net, params, X, Y, grads = _sweep_problem()
     bad = {k: v.copy() for k, v in grads.items()}
     W = bad["dW2"]

@@ -197,14 +197,14 @@ def test_stacked_forward_equals_loop_engine(problem):
 
 
 # ---- bugs the properties ran into (kept visible; excluded from the strategies above) --------
-# Was a bug (a correct zero gradient failed on a cost identically 0): the MLP now refuses
-# a softmax over one unit.
+# A softmax over one unit makes the cost identically 0, where a correct zero gradient would
+# fail: the MLP refuses it.
 def test_one_class_softmax_is_refused():
     with pytest.raises(ValueError, match="softmax over a single output unit is the constant 1"):
         fastgc.MLP([2, 3, 1], "tanh", "ce")
 
 
-# Was a bug: the MLP now takes the bce cost on the logits near saturation.
+# Near saturation the bce cost is taken on the logits (its gradient stays finite).
 def test_saturated_bce_output_can_be_checked():
     net = fastgc.MLP([1, 1], ["sigmoid"], "bce")
     params = {"W1": np.array([[40.0]]), "b1": np.array([[0.0]])}
@@ -214,7 +214,7 @@ def test_saturated_bce_output_can_be_checked():
     assert fastgc.check(net, grads, params, X, Y).passed
 
 
-# Was a bug: the MLP now takes the bce cost on the logits near saturation.
+# The same on a steep output, through the loop engine's black-box differences.
 def test_loop_engine_passes_a_correct_gradient_on_a_steep_bce_output():
     net = fastgc.MLP([1, 1], ["sigmoid"], "bce")
     params = {"W1": np.array([[8.45466195]]), "b1": np.array([[0.55086617]])}
@@ -226,8 +226,8 @@ def test_loop_engine_passes_a_correct_gradient_on_a_steep_bce_output():
     assert result.passed, result.report(color=False)
 
 
-# Was a bug: the one-sided differences at h carried their O(h f'') truncation error into the
-# judgement; fastgc/_kinks.py one_sided_consistent now extrapolates them over h and h/2.
+# The one-sided differences at h carry an O(h f'') truncation error into the kink judgement:
+# one_sided_consistent (fastgc._core.kinks) extrapolates them over h and h/2.
 @pytest.mark.parametrize("engine", ["network", "loop"])
 def test_kink_judgement_allows_the_one_sided_truncation_error(engine):
     # Example 0's relu pre-activation sits 3e-5 below 0, inside Richardson's step for b1

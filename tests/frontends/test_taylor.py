@@ -81,7 +81,7 @@ def test_exact_expansion_passes_at_the_floor():
     q = Quadratic()
     r = fastgc.taylor_test(q.cost, q.grad, q.params, hvp=q.hvp)
     assert r.passed and np.isnan(r.rate) and "from the first step" in r.message
-    # a wrong Hessian on the same quadratic is no longer at the floor
+    # a wrong Hessian on the same quadratic is not at the floor
     r = fastgc.taylor_test(q.cost, q.grad, q.params, hvp=lambda p, v: {
         k: 0.9 * a for k, a in q.hvp(p, v).items()})
     assert not r.passed and abs(r.tail_rate - 2) < 0.1
