@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgc._core.result import _use_color
+from fastgc._core.validate import positive_float
 from fastgc._core.verdict import relative_difference
 
 __all__ = ["gradient_check", "gradient_check_n"]
@@ -56,8 +57,7 @@ def gradient_check(x, theta, epsilon=1e-7, print_msg=False):
     >>> gradient_check(2, 4) < 1e-9
     True
     """
-    if not epsilon > 0:
-        raise ValueError(f"epsilon must be positive, not {epsilon}")
+    positive_float(epsilon, "epsilon")  # validated only: the exercise's arithmetic uses it as given
     theta_plus = theta + epsilon
     theta_minus = theta - epsilon
     j_plus = theta_plus * x

@@ -105,8 +105,10 @@ def test_one_dimensional_check():
     expected = abs(x - approx) / (abs(x) + abs(approx))
     assert fastgc.gradient_check(x, theta) == pytest.approx(expected, rel=1e-12, abs=0)
     assert 0 <= fastgc.gradient_check(x, theta) < 1e-8
-    with pytest.raises(ValueError, match="epsilon must be positive"):
+    with pytest.raises(ValueError, match="epsilon must be a positive finite float, not 0.0"):
         fastgc.gradient_check(2, 4, epsilon=0)
+    with pytest.raises(TypeError, match="epsilon must be a positive float, not str"):
+        fastgc.gradient_check(2, 4, epsilon="1e-7")
 
 
 def test_buggy_backprop_diagnosis_names_the_blocks_and_factors():
