@@ -95,3 +95,16 @@ def test_nonzero_failures_names_the_largest_entry_and_keeps_the_last_reason():
     failures = nonzero_failures(layout, [(first, "one"), (second, "two")])
     assert failures == {"W": "two (max 3 at W[0, 1])", "b": "two (max 1 at b[1])"}
     assert nonzero_failures(layout, [(np.zeros(7), "none")]) == {}
+
+
+@pytest.mark.parametrize("factor, expected", [(2.0, 1 / 3), (0.5, 1 / 3), (-1.0, 1.0)])
+def test_difference_is_the_exercises_relative_difference(factor, expected):
+    # ||c g - g|| / (||c g|| + ||g||) = |c - 1| / (|c| + 1) whatever g: 1/3 for a gradient
+    # twice or half the true one, 1 for the wrong sign. The whole check's difference, over
+    # every block (the blocks' own differences come from the same norms block by block).
+    cost, grad, params = _problem()
+    g = {k: factor * v for k, v in grad(params).items()}
+    result = fastgc.check(cost, g, params)
+    assert not result.passed
+    # the finite differences' own error (~1e-10 relative) is all that separates the two
+    assert result.difference == pytest.approx(expected, rel=1e-8)
