@@ -131,6 +131,14 @@ MUTATIONS = [
     Mutation("nondeterminism tolerance 1000 x looser", "fastgc/_core/noise.py",
              "_NONDETERMINISTIC = 1e-10\n", "_NONDETERMINISTIC = 1e-7\n",
              ("tests/core/test_noise.py",)),
+    Mutation("noise table: gamma_k without the square of k!", "fastgc/_core/noise.py",
+             "        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)\n",
+             "        gamma = math.factorial(k) / math.factorial(2 * k)\n",
+             ("tests/core/test_verdicts.py",)),
+    Mutation("noise table: a kink kept as noise", "fastgc/_core/noise.py",
+             "            coarse = fine if fine > coarse / 3 else 0.0\n",
+             "            coarse = fine if fine < coarse / 3 else coarse\n",
+             ("tests/core/test_verdicts.py",)),
     # -- layout --------------------------------------------------------------------------------
     Mutation("exclude prunes 'k' but not 'dk' from the gradient", "fastgc/_core/layout.py",
              "                  if k not in skipped and not (isinstance(k, str) and "
@@ -146,6 +154,9 @@ MUTATIONS = [
     Mutation("subset share rounded down", "fastgc/_core/plan.py",
              "        share = math.ceil(target * b.size / total)\n",
              "        share = target * b.size // total\n", (_MODES,)),
+    Mutation("miss probability: one wrong entry fewer", "fastgc/_core/plan.py",
+             "    wrong = max(1, math.ceil(fraction * block_size))\n",
+             "    wrong = max(1, math.ceil(fraction * block_size) - 1)\n", (_MODES,)),
     # -- diagnosis -----------------------------------------------------------------------------
     Mutation("transpose test without the transpose", "fastgc/_core/diagnosis.py",
              "        at = a.reshape(shape).T.ravel()\n", "        at = a.reshape(shape).ravel()\n",
