@@ -118,6 +118,35 @@ def _cases():
     lx, lw, lb = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2)
     yield "layer", lambda: fastgc.check_layer(affine_forward, affine_backward, (lx, lw, lb), seed=0)
 
+    def scaled_forward(x, w, b, param):  # an undifferentiated dict argument
+        return param["scale"] * (x @ w + b), (x, w, param["scale"])
+
+    def scaled_backward(dout, cache):
+        x, w, scale = cache
+        d = scale * dout
+        return d @ w.T, x.T @ d, d.sum(axis=0)
+
+    yield "layer-args", lambda: fastgc.check_layer(scaled_forward, scaled_backward,
+                                                   (lx, lw, lb), {"scale": 1.5})
+
+    class Dense:
+        def __init__(self, w, b):
+            self.parameters = {"W": w.copy(), "b": b.copy()}
+            self.gradients = {"W": np.zeros_like(w), "b": np.zeros_like(b)}
+
+        def forward(self, X):
+            self.X = X
+            return np.tanh(X @ self.parameters["W"] + self.parameters["b"])
+
+        def backward(self, dY):
+            self.Y = np.tanh(self.X @ self.parameters["W"] + self.parameters["b"])
+            d = dY * (1 - self.Y ** 2)
+            self.gradients["W"] += self.X.T @ d
+            self.gradients["b"] += d.sum(axis=0)
+            return d @ self.parameters["W"].T
+
+    yield "module", lambda: fastgc.check_module(Dense(lw, lb), lx)
+
     def relu_forward(x):
         return np.maximum(x, 0), x
 
@@ -148,6 +177,10 @@ def _cases():
     yield "vjp-offset", lambda: fastgc.check_vjp(np.tanh, tanh_vjp, lx.ravel(), seed=2)
     yield "jvp", lambda: fastgc.check_jvp(np.tanh, lambda v, t: (1 - np.tanh(v) ** 2) * t,
                                           lx.ravel(), seed=2)
+    model = [(affine_forward, affine_backward, (mw1, mb1)), (relu_forward, relu_backward),
+             Dense(mw2, mb2)]
+    yield "model-module", lambda: fastgc.check_model(model, lx, my, loss=mse,
+                                                     input_check="full")
 
     from scipy.optimize import rosen, rosen_der, rosen_hess, rosen_hess_prod
 

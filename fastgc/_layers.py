@@ -14,6 +14,7 @@ Each front end builds the scalar cost, its gradient and the point, and hands the
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 
 import numpy as np
@@ -64,6 +65,23 @@ def _inner(out_layout, c_leaves, out) -> float:
                              f"not {c.shape}")
         total = total + np.sum(c * o)
     return total
+
+
+def _inner_of(out_layout, c_leaves):
+    """``out -> <c, out>``, as :func:`_inner` computes it, with the single-array case (a
+    layer's output) taken without the per-call structure walk: it is one of the few things
+    fastgc adds to each call of the user's function."""
+    if out_layout.kind != "array":
+        return lambda out: _inner(out_layout, c_leaves, out)
+    c = c_leaves[0]
+    shape, reduce = c.shape, np.add.reduce
+
+    def inner(out):
+        if type(out) is np.ndarray and out.shape == shape:
+            return 0.0 + reduce(c * out, axis=None)  # np.sum's reduction: the same bits
+        return _inner(out_layout, c_leaves, out)
+
+    return inner
 
 
 def _flat_gradient(layout, value, what):
@@ -129,10 +147,10 @@ def check_vjp(f, vjp, inputs, *args, cotangent=None, exclude=None, **options):
         cotangent = _default_direction(out_layout, _seed_of(options))
     else:
         cotangent = _given_direction(out_layout, cotangent, "cotangent", "f(inputs)")
-    c_leaves = out_layout.leaves(cotangent)
+    inner = _inner_of(out_layout, out_layout.leaves(cotangent))
 
     def cost(x, *cost_args):
-        return _inner(out_layout, c_leaves, f(x, *cost_args))
+        return inner(f(x, *cost_args))
 
     def call_vjp(c):
         return _flat_gradient(in_layout, vjp(copy.deepcopy(inputs), c, *args), "vjp(...)")
@@ -270,9 +288,11 @@ def check_layer(forward, backward, inputs, *args, cotangent=None, exclude=None, 
         names (``x``, ``w``, ``b``); a dict is passed as keywords and its keys name the blocks.
     *args
         Passed to ``forward`` after ``inputs``, not differentiated (``conv_param``,
-        ``bn_param``, labels). Each call of ``forward`` gets a deep copy, so a forward that
-        updates them (running statistics) does not move later evaluations, and the caller's
-        objects are left as they were.
+        ``bn_param``, labels). The caller's objects are left as they were: arrays are passed
+        as read-only copies made once (a forward that writes into one raises), and when an
+        argument is a dict, a list or another mutable object, each call of ``forward`` gets a
+        deep copy of ``args``, so a forward that updates them (running statistics) does not
+        move later evaluations.
     cotangent : array, optional
         ``dout``. Default: standard normal entries, seeded by ``seed``.
     exclude : str, list of str or callable, optional
@@ -302,13 +322,28 @@ def check_layer(forward, backward, inputs, *args, cotangent=None, exclude=None, 
     """
     if not callable(forward) or not callable(backward):
         raise TypeError("forward and backward must be callable")
-    names, call = _binder(forward, inputs, len(args))
+    names, call, bind = _binder(forward, inputs, len(args))
+    args_once = _frozen_args(args)
     values = (list(inputs.values()) if isinstance(inputs, dict)
               else list(inputs) if isinstance(inputs, (list, tuple)) else [inputs])
     params = dict(zip(names, values, strict=True))
 
-    def f(p, *f_args):
-        return _split_output(call(p, copy.deepcopy(f_args)))[0]
+    fresh_args = _fresh_args(args)
+    bound = [None, None]  # the params object last seen and the call bound to it
+
+    def f(p, *_):
+        # The loop engine passes the same params (views into its working vector) at every
+        # point: the call is bound to them once, and args are copied only when the forward
+        # could change them.
+        if fresh_args is None:
+            if p is not bound[0]:
+                bound[0], bound[1] = p, bind(p, args_once)
+            value = bound[1]()
+        else:
+            value = call(p, fresh_args())
+        if type(value) is tuple and len(value) == 2:
+            return value[0]
+        return _split_output(value)[0]
 
     def vjp(p, c, *v_args):
         _, cache = _split_output(call(p, copy.deepcopy(v_args)))
@@ -348,7 +383,12 @@ def _binder(forward, inputs, n_args):
             return forward(**{k: p[n] for k, n in zip(inputs, names, strict=True)},
                            **dict(zip(rest, a, strict=False)))
 
-        return names, call
+        def bind(p, a):
+            kw = {k: p[n] for k, n in zip(inputs, names, strict=True)}
+            kw.update(zip(rest, a, strict=False))
+            return functools.partial(forward, **kw)
+
+        return names, call, bind
     count = len(inputs) if isinstance(inputs, (list, tuple)) else 1
     names = positional[:count]
     if len(names) < count:
@@ -357,7 +397,43 @@ def _binder(forward, inputs, n_args):
     def call(p, a):
         return forward(*[p[n] for n in names], *a)
 
-    return names, call
+    def bind(p, a):
+        return functools.partial(forward, *[p[n] for n in names], *a)
+
+    return names, call, bind
+
+
+# Values a forward cannot change in place: passed as they are, never copied.
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, np.generic, range, slice,
+              type(Ellipsis))
+
+
+def _is_immutable(value) -> bool:
+    if isinstance(value, (tuple, frozenset)):
+        return all(_is_immutable(v) for v in value)
+    return isinstance(value, _IMMUTABLE)
+
+
+def _frozen_args(args) -> tuple:
+    """``args`` with each array replaced by a read-only copy, made once: the forward reads the
+    values the caller gave and cannot change them (nor the caller's arrays)."""
+    out = []
+    for a in args:
+        if type(a) is np.ndarray:
+            a = a.copy()
+            a.flags.writeable = False
+        out.append(a)
+    return tuple(out)
+
+
+def _fresh_args(args):
+    """None when every argument is immutable or an array (:func:`_frozen_args` serves every
+    call), else a function returning a deep copy of ``args`` for each call: a forward may
+    update a dict or an object it is given (``bn_param``'s running statistics), and must not
+    move later evaluations or the caller's objects."""
+    if all(type(a) is np.ndarray or _is_immutable(a) for a in args):
+        return None
+    return lambda: copy.deepcopy(args)
 
 
 # -- stateful layer objects ----------------------------------------------------------------------

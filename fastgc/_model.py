@@ -198,7 +198,7 @@ class _Pair:
                                  "name of the layer's input")
             self.param_names = [str(k) for k in params]
         else:
-            names, _ = _binder(forward, (None, *params), len(args))
+            names = _binder(forward, (None, *params), len(args))[0]
             self.x_name, self.param_names = names[0], names[1:]
 
     def inputs(self, x):

@@ -20,6 +20,8 @@ from fastgc._engines.base import (
     rounding_noise,
 )
 
+_FLOAT64 = np.float64
+
 
 class LoopObjective(Objective):
     """Evaluate any Python cost ``cost(params, *args)``, one point at a time."""
@@ -63,18 +65,38 @@ class LoopObjective(Objective):
             return as_cost_value(value, where() if callable(where) else where)
 
     def at_coordinates(self, index, step):
-        out = np.empty(len(index), dtype=np.float64)
+        # The hot loop of every black-box check: one working copy perturbed in place, the
+        # user's cost called on the same argument objects each time, and nothing else built
+        # per point (a message is only spelled out when a call fails).
+        n = len(index)
+        out = np.empty(n, dtype=np.float64)
         work, base = self._work, self.base_cost
-        for j in range(len(index)):
-            i = int(index[j])
-            original = work[i]
-            work[i] = original + step[j]
-            try:
-                out[j] = self._call(lambda i=i, j=j: describe_point(self.layout, i, step[j]))
-                out[j] -= base
-            finally:
-                # Restored whatever happens (an exception, Ctrl-C): the next point, and any
-                # later use of the working copy, starts from theta again.
+        cost, params, args = self._cost, self._params, self._args
+        indices, steps = np.asarray(index).tolist(), np.asarray(step, dtype=np.float64).tolist()
+        j, i, original = 0, -1, 0.0
+        try:
+            for j in range(n):
+                i = indices[j]
+                original = work[i]
+                work[i] = original + steps[j]
+                value = cost(params, *args)
+                work[i] = original
+                i = -1
+                if type(value) is float or type(value) is _FLOAT64:
+                    if value - value == 0.0:  # finite: the common case, no checks to run
+                        out[j] = value - base
+                        continue
+                out[j] = as_cost_value(value, describe_point(self.layout, indices[j],
+                                                             steps[j])) - base
+        except Exception as exc:
+            if i >= 0 and hasattr(exc, "add_note"):
+                exc.add_note("fastgc: raised by the cost "
+                             + describe_point(self.layout, indices[j], steps[j]))
+            raise
+        finally:
+            # Restored whatever happens (an exception, Ctrl-C): the next point, and any later
+            # use of the working copy, starts from theta again.
+            if i >= 0:
                 work[i] = original
         return self._deltas(out)
 
@@ -82,6 +104,7 @@ class LoopObjective(Objective):
         out = np.empty(len(directions), dtype=np.float64)
         work = self._work
         for j, (indices, values) in enumerate(directions):
+            indices = _as_slice(indices)  # a whole block (or vector): a view, not a gather
             saved = work[indices].copy()
             work[indices] = saved + step[j] * values
             try:
@@ -104,4 +127,15 @@ class LoopObjective(Objective):
             finally:
                 work[i] = original
         return Deltas(out, np.zeros(len(out)), len(out))
+
+
+def _as_slice(indices):
+    """``indices`` as a slice when they are consecutive (a direction over a whole block, or
+    the noise table's over the whole vector), else unchanged: the same entries either way."""
+    n = len(indices)
+    if n > 16 and type(indices) is np.ndarray and indices.ndim == 1:
+        first, last = int(indices[0]), int(indices[-1])
+        if last - first + 1 == n and first >= 0 and np.all(np.diff(indices) == 1):
+            return slice(first, last + 1)
+    return indices
 
