@@ -17,7 +17,7 @@ import numpy as np
 from fastgc._core.display import Display
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
     """One checked coordinate, as :meth:`CheckResult.worst` lists it.
 
@@ -38,7 +38,7 @@ class Entry:
                 f"abs error {self.abs_error:.3g}, rel error {self.rel_error:.3g}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BlockResult:
     """The check of one parameter block.
 

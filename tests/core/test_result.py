@@ -1,5 +1,6 @@
 """CheckResult holds data only: it pickles, and compares field by field (seconds excepted)."""
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -53,7 +54,9 @@ def test_results_that_differ_compare_unequal():
     assert one != "not a result"
     # one bit of one number is enough
     shifted = pickle.loads(pickle.dumps(one))
-    shifted.blocks["W"].difference = np.nextafter(shifted.blocks["W"].difference, 1.0)
+    block = shifted.blocks["W"]
+    shifted.blocks["W"] = dataclasses.replace(block,
+                                              difference=np.nextafter(block.difference, 1.0))
     assert shifted != one
 
 
@@ -108,3 +111,14 @@ def test_difference_is_the_exercises_relative_difference(factor, expected):
     assert not result.passed
     # the finite differences' own error (~1e-10 relative) is all that separates the two
     assert result.difference == pytest.approx(expected, rel=1e-8)
+
+
+def test_a_block_and_an_entry_are_built_once():
+    cost, grad, params = _problem()
+    g = grad(params)
+    g["b"] = 2 * g["b"]
+    result = fastgc.check(cost, g, params)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.blocks["b"].passed = True
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.worst(1)[0].numeric = 0.0
