@@ -176,7 +176,8 @@ def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured
     kinked = np.zeros(len(index), dtype=bool)
     consistent = np.ones(len(index), dtype=bool)
     if scheme.looks_for_kinks:
-        kinked = find_kinks(evaluator, scheme, analytic, index, estimate, problem.threshold)
+        found = find_kinks(evaluator, scheme, analytic, index, estimate, problem.threshold)
+        kinked, estimate = found.kinked, found.estimate
         consistent[kinked] = one_sided_consistent(evaluator, analytic, index[kinked],
                                                   estimate.step[kinked], problem.threshold)
     smooth = None

@@ -2,10 +2,15 @@
 
 A ReLU kink (or abs, max) inside a step spoils that coordinate's finite difference: the
 estimate mixes the slopes of both sides. Such a coordinate is not a wrong gradient; it is found
-here and judged against the one-sided differences instead of the threshold.
+here and judged against the one-sided differences instead of the threshold. A failing
+coordinate that is smooth is re-estimated at smaller steps instead, which removes the central
+difference's truncation error (the error that fails a correct gradient of ~0 at a minimiser).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,74 +22,138 @@ from fastgc._core.verdict import SAFETY, agree, within_interval
 _ONE_SIDED_FLOOR = 1e-6
 
 
-def find_kinks(objective, scheme, analytic, index, estimate, threshold: float) -> np.ndarray:
-    """Which checked coordinates' steps cross a kink of the cost.
+@dataclass
+class KinkFinding:
+    """What the kink follow-ups found, one entry per checked coordinate.
+
+    Attributes
+    ----------
+    kinked : ndarray of bool
+        Not differentiable within the step: judged by the one-sided rule.
+    at_point : ndarray of bool
+        Of those, a kink at theta itself (the one-sided slopes stay apart as the step shrinks):
+        several pieces meet there, and the chain rule's value is a choice among them.
+    estimate : Estimate
+        The scheme's estimate, with smooth failing coordinates re-estimated at smaller steps.
+    """
+
+    kinked: np.ndarray
+    at_point: np.ndarray
+    estimate: object
+
+
+def find_kinks(objective, scheme, analytic, index, estimate, threshold: float) -> KinkFinding:
+    """Which checked coordinates' steps cross a kink of the cost, and for the smooth failing
+    ones an estimate without the central difference's truncation error.
 
     Only suspects are examined (the scheme says which: failing coordinates, and for Richardson
     also those whose error estimate is large); a kink that spoils nothing needs no report. The
     network engine then knows exactly (a ReLU pre-activation changes sign within +/-h, either
-    side). For a black-box cost the scheme's own policy decides (estimates that disagree
-    across step sizes).
+    side). For a black-box cost the scheme's own policy decides (:func:`refine_suspects` for
+    the central schemes).
     """
     failing = ~agree(analytic[index], estimate.numeric, estimate.error, threshold)
     suspects = scheme.kink_suspects(failing, estimate)
-    kinked = np.zeros(len(index), dtype=bool)
+    none = np.zeros(len(index), dtype=bool)
     sel = np.flatnonzero(suspects)
     if sel.size == 0:
-        return kinked
+        return KinkFinding(none, none.copy(), estimate)
     h0 = estimate.first_step
     exact = objective.kink_mask(index[sel], h0[sel])
     if exact is not None:
+        kinked = none.copy()
         kinked[sel] = exact | objective.kink_mask(index[sel], -h0[sel])
-        return kinked
-    return scheme.black_box_kinks(objective, index, estimate, suspects, analytic[index],
-                                  threshold)
+        if estimate.forward is None:
+            return KinkFinding(kinked, none.copy(), estimate)
+        # the smooth failing coordinates: their truncation error measured and removed
+        found = refine_suspects(objective, index, estimate, suspects & ~kinked,
+                                analytic[index], threshold)
+        return KinkFinding(kinked, none.copy(), found.estimate)
+    found = scheme.black_box_kinks(objective, index, estimate, suspects, analytic[index],
+                                   threshold)
+    if isinstance(found, KinkFinding):
+        return found
+    return KinkFinding(np.asarray(found, dtype=bool), none.copy(), estimate)
 
 
-# The re-check cuts the step by this factor: a smooth coordinate's one-sided slopes then differ
-# 16 times less (their gap is h J''), a kink's by a jump that does not shrink.
-_RECHECK = 16
-# Above this many suspects, kink re-checks by a second step are capped (black-box costs).
+# Above this many suspects, the follow-ups at smaller steps are capped (black-box costs).
 MAX_RECHECKS = 2000
+# A smooth coordinate's central estimate moves by (1 - 4^-k) h^2 J'''/6 when the step is cut by
+# 2^k, so its moves from h to h/2 and from h/2 to h/4 are in the ratio 4; they count as h^2
+# scaling when the ratio is 4 within this fraction of the larger move (an h^4 term, noise).
+_RATIO_SLACK = 0.5
 
 
-def one_sided_kinks(objective, index, coarse, suspects, analytic, threshold: float):
-    """Which ``suspects`` (a bool mask over ``index``) are not smooth within the step.
+def refine_suspects(objective, index, coarse, suspects, analytic, threshold: float):
+    """Kinks among ``suspects`` (a bool mask over ``index``), and an estimate of the smooth
+    ones without the truncation error: a :class:`KinkFinding`.
 
-    ``coarse`` is the central :class:`~fastgc._core.schemes.Estimate` of ``index`` at step h, with
-    its one-sided slopes ``forward`` and ``backward``; ``analytic`` the analytic values.
+    ``coarse`` is the central :class:`~fastgc._core.schemes.Estimate` of ``index`` at step h,
+    with its one-sided slopes ``forward`` and ``backward``; ``analytic`` the analytic values
+    of ``index``. From one step alone ``forward - backward = h J''`` exactly, so
+    curvature and a kink look alike; smaller steps tell them apart:
 
-    From one step alone ``forward - backward = h J''`` exactly, so curvature and a kink look
-    alike. A suspect whose slopes agree (by the verdict's rule) is smooth: no kink explains its
-    failure, and it costs nothing more. The others get the central difference at h/16 (2
-    evaluations each), and a kink shows in one of two ways:
-
-    - *within the step*: the estimate moves, beyond the noise and enough to explain the
-      failure, when a side stops crossing the kink (a smooth estimate moves by h^2 J'''/6);
-    - *at the point* (a zero pre-activation, a tie in a max): the slopes stay apart at h/16,
-      a jump, where a smooth coordinate's gap shrinks 16-fold. The central estimate is the
-      average of the two slopes at every step there, so only this test sees it.
+    - every suspect gets the central difference at h/4 (2 evaluations). A smooth coordinate's
+      slopes come 4 times closer (curvature: ``h J''``); a kink *at the point* (a zero
+      pre-activation, a tie in a max) keeps them apart at every step;
+    - where the estimate moved enough to matter (half the failure, or 1e-3 relative), h/2 too
+      (2 more): a smooth estimate moves as ``h^2`` (its moves from h to h/2 and from h/2 to
+      h/4 are in the ratio 4); one whose larger steps cross a kink *within the step* does not;
+    - a smooth suspect is re-estimated by extrapolating its finer steps, which removes the
+      ``h^2 J'''/6`` truncation; the error estimate adds a quarter of the last correction (what
+      the extrapolation may still miss) to the rounding the combination amplifies.
     """
     n = len(index)
     kinked = np.zeros(n, dtype=bool)
-    f, b = coarse.forward, coarse.backward
-    # a one-sided slope's rounding error is twice the central estimate's
-    apart = suspects & ~agree(f, b, 2 * coarse.error, threshold)
-    sel = np.flatnonzero(apart)[:MAX_RECHECKS]
+    at_point = np.zeros(n, dtype=bool)
+    sel = np.flatnonzero(suspects)[:MAX_RECHECKS]
     if sel.size == 0:
-        return kinked
-    c = coarse.numeric[sel]
-    fine = central(objective, index[sel], coarse.step[sel] / _RECHECK)
-    scale = np.abs(c) + np.sqrt(np.mean(coarse.numeric ** 2))
-    # The move must explain the failure (half the discrepancy will do); 1e-3 relative always
-    # does (a smooth estimate never moves that far at a sane step).
-    explains = np.minimum(1e-3 * scale, 0.5 * np.abs(c - analytic[sel]))
-    moved = np.abs(fine.numeric - c) > SAFETY * (coarse.error[sel] + fine.error) + explains
-    gap = np.abs(f[sel] - b[sel])
-    fine_gap = np.abs(fine.forward - fine.backward)
-    stays = ~agree(fine.forward, fine.backward, 2 * fine.error, threshold) & (fine_gap > gap / 4)
-    kinked[sel] = moved | stays
-    return kinked
+        return KinkFinding(kinked, at_point, coarse)
+    g = analytic[sel]
+    h = coarse.step[sel]
+    d1, e1 = coarse.numeric[sel], coarse.error[sel]
+    f1, b1 = coarse.forward[sel], coarse.backward[sel]
+    quarter = central(objective, index[sel], h / 4)
+    d4, e4 = quarter.numeric, quarter.error
+    # a one-sided slope's rounding error is twice the central estimate's
+    gap1, gap4 = np.abs(f1 - b1), np.abs(quarter.forward - quarter.backward)
+    point = (~agree(f1, b1, 2 * e1, threshold)
+             & ~agree(quarter.forward, quarter.backward, 2 * e4, threshold)
+             & (gap4 > gap1 / 2))
+    # The move matters when it explains half the failure, or 1e-3 relative (a smooth estimate
+    # moves less at a sane step; the ratio test below decides either way)
+    scale = np.abs(d1) + np.sqrt(np.mean(coarse.numeric ** 2))
+    explains = np.minimum(1e-3 * scale, 0.5 * np.abs(d1 - g))
+    moved = np.abs(d1 - d4) > SAFETY * (e1 + e4) + explains
+    # (16 D(h/4) - D(h)) / 15 cancels the h^2 term
+    numeric, error = d4 + (d4 - d1) / 15, (16 * e4 + e1) / 15
+    correction = np.abs(d4 - d1) / 15
+    within = np.zeros(sel.size, dtype=bool)
+    second = np.flatnonzero(moved & ~point)
+    if second.size:
+        half = central(objective, index[sel[second]], h[second] / 2)
+        d2, e2 = half.numeric, half.error
+        m1, m2 = d1[second] - d2, d2 - d4[second]
+        noise = SAFETY * (e1[second] + 5 * e2 + 4 * e4[second])
+        within[second] = (np.abs(m1 - 4 * m2)
+                          > _RATIO_SLACK * np.maximum(np.abs(m1), 4 * np.abs(m2)) + noise)
+        # (4 D(h/4) - D(h/2)) / 3: the finest pair
+        numeric[second] = d4[second] + (d4[second] - d2) / 3
+        error[second] = (4 * e4[second] + e2) / 3
+        correction[second] = np.abs(d4[second] - d2) / 3
+    kinked[sel] = point | within
+    at_point[sel] = point
+    error = error + 0.25 * correction
+    # The finer steps' rounding is larger: the extrapolation replaces the estimate at h only
+    # where it is the more accurate one, counting the truncation at h that the finer steps
+    # resolved (their move beyond the noise).
+    truncation = np.maximum(0.0, np.abs(d1 - d4) - (e1 + e4)) * 16 / 15
+    better = ~(point | within) & (error < e1 + truncation)
+    new_numeric, new_error = coarse.numeric.copy(), coarse.error.copy()
+    new_numeric[sel[better]] = numeric[better]
+    new_error[sel[better]] = error[better]
+    return KinkFinding(kinked, at_point,
+                       dataclasses.replace(coarse, numeric=new_numeric, error=new_error))
 
 
 def one_sided_consistent(objective, analytic, index, step, threshold: float) -> np.ndarray:

@@ -55,7 +55,10 @@ class CostNoise:
     sigma : float
         Standard deviation of the noise of one cost value (0 when the table saw none).
     cost : float
-        ``|J(theta)|``, the scale the noise is relative to.
+        The largest ``|J|`` the measurement saw (``J(theta)`` and the table's points): the
+        scale the noise is relative to. Not ``|J(theta)|`` alone: at a zero-residual minimiser
+        ``J(theta)`` is ~0 while the differences a check takes are not, and noise read
+        relative to ~0 would call a float64 cost low-precision.
     nfev : int
         Cost evaluations the measurement took (0 when it was skipped).
     """
@@ -134,12 +137,14 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
     direction = np.random.default_rng(0x5EED).standard_normal(len(theta))
     direction *= np.maximum(1.0, np.abs(theta))
     try:
-        coarse, used = _table(objective, direction, _TABLE_STEP)
+        coarse, seen, used = _table(objective, direction, _TABLE_STEP)
         nfev += used
+        # The noise is relative to the costs actually computed, not to |J(theta)| alone.
+        scale = max(scale, abs(base_cost) + seen)
         if coarse / scale > LOW_PRECISION:
             # Noise, or a kink the table crossed (a ReLU at the point): the k-th differences
             # of a kink scale with the spacing, noise does not. A table 10 times finer tells.
-            fine, used = _table(objective, direction, _TABLE_STEP / _FINER)
+            fine, _, used = _table(objective, direction, _TABLE_STEP / _FINER)
             nfev += used
             coarse = fine if fine > coarse / 3 else 0.0
     except CostError:
@@ -154,16 +159,19 @@ def measure_noise(objective, theta: np.ndarray, base_cost: float) -> CostNoise:
                          f"{_TABLE_STEP:g} x max(1, |theta|)")
         raise
     # the repeat's difference is noise too (a threaded sum's last bits)
-    return CostNoise(max(coarse, abs(again)), abs(base_cost), nfev)
+    return CostNoise(max(coarse, abs(again)), scale, nfev)
 
 
-def _table(objective, direction, spacing) -> tuple[float, int]:
-    """The noise level of the cost at theta + i spacing direction, i = -3..3, and the
-    evaluations it took."""
+def _table(objective, direction, spacing) -> tuple[float, float, int]:
+    """The noise level of the cost at theta + i spacing direction, i = -3..3, the largest
+    ``|J(theta + i spacing direction) - J(theta)|`` of the table, and the evaluations it
+    took."""
     indices = np.arange(len(direction), dtype=np.int64)
     multiples = np.array([i for i in range(-_SIDE, _SIDE + 1) if i != 0], dtype=np.float64)
     d = objective.along_directions([(indices, direction)] * len(multiples), spacing * multiples)
-    return _ecnoise(np.insert(d.values, _SIDE, 0.0)), d.nfev  # J(theta)'s own difference is 0
+    # J(theta)'s own difference is 0
+    return (_ecnoise(np.insert(d.values, _SIDE, 0.0)), float(np.max(np.abs(d.values))),
+            d.nfev)
 
 
 def _ecnoise(values: np.ndarray) -> float:

@@ -28,7 +28,7 @@ from fastgc._core.estimators import (
     richardson_scipy,
     two_step_directions,
 )
-from fastgc._core.kinks import MAX_RECHECKS, one_sided_kinks
+from fastgc._core.kinks import MAX_RECHECKS, KinkFinding, refine_suspects
 from fastgc._core.verdict import SAFETY
 from fastgc._errors import CostError
 
@@ -119,9 +119,9 @@ class Central(Scheme):
                        coordinate_steps(theta, index, eps, central_step(objective)))
 
     def black_box_kinks(self, objective, index, estimate, suspects, analytic, threshold):
-        # The one-sided slopes are already there: only suspects whose slopes disagree get the
-        # re-check at h/16 (fastgc._core.kinks.one_sided_kinks).
-        return one_sided_kinks(objective, index, estimate, suspects, analytic, threshold)
+        # The one-sided slopes are already there; smaller steps tell a kink from curvature and
+        # remove the truncation of smooth suspects (fastgc._core.kinks.refine_suspects).
+        return refine_suspects(objective, index, estimate, suspects, analytic, threshold)
 
 
 class Richardson(Scheme):
@@ -151,18 +151,28 @@ class Richardson(Scheme):
         return failing | self._uncertain(estimate)
 
     def black_box_kinks(self, objective, index, estimate, suspects, analytic, threshold):
-        # A kink crossed by the steps makes the extrapolation disagree with itself; a kink
-        # exactly at the point does not (every step sees the same two slopes, and the symmetric
-        # estimate is their average at every step): the one-sided slopes at the first step
-        # tell, 2 evaluations per failing suspect and 2 more where they differ.
-        uncertain = self._uncertain(estimate)
-        rest = np.flatnonzero(suspects & ~uncertain)[:MAX_RECHECKS]
-        kinked = uncertain & suspects
-        if rest.size:
-            coarse = central(objective, index[rest], estimate.first_step[rest])
-            kinked[rest] = one_sided_kinks(objective, index[rest], coarse,
-                                           np.ones(rest.size, dtype=bool), analytic, threshold)
-        return kinked
+        # Kinks are decided at the central step, where curvature cannot pass for one: at the
+        # first step (1e-3) the one-sided slopes of a smooth coordinate differ by 1e-3 J'' and
+        # bracket small errors. A kink crossed by the larger steps only spoils the
+        # extrapolation (its error estimate says so): the central estimate at the finer steps
+        # is then the better one, and each smooth suspect keeps whichever estimate has the
+        # smaller error.
+        n = len(index)
+        kinked, at_point = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        sel = np.flatnonzero(suspects)[:MAX_RECHECKS]
+        if sel.size == 0:
+            return KinkFinding(kinked, at_point, estimate)
+        h = estimate.first_step[sel] * (central_step(objective) / RICHARDSON_STEP)
+        coarse = central(objective, index[sel], h)
+        found = refine_suspects(objective, index[sel], coarse, np.ones(sel.size, dtype=bool),
+                                analytic[sel], threshold)
+        kinked[sel], at_point[sel] = found.kinked, found.at_point
+        numeric, error, step = estimate.numeric.copy(), estimate.error.copy(), estimate.step.copy()
+        better = found.kinked | (found.estimate.error < error[sel])
+        numeric[sel[better]] = found.estimate.numeric[better]
+        error[sel[better]] = found.estimate.error[better]
+        step[sel[better]] = h[better]  # the one-sided rule steps from the central step
+        return KinkFinding(kinked, at_point, Estimate(numeric, error, step, estimate.first_step))
 
 
 class ComplexStep(Scheme):

@@ -28,6 +28,9 @@ from fastgc._core.noise import CostNoise, measure_noise
 from fastgc._engines.registry import Deltas
 
 CHUNKS = 20  # a large request is cut into about this many chunks
+# The rounding of one cost difference, relative to the perturbed cost's own size (as the
+# engines' rounding_noise is to J(theta)'s).
+_ULPS = 8.0 * float(np.finfo(np.float64).eps)
 MIN_CHUNK = 256  # requests: below this, a chunk costs more in overhead than it gives
 
 
@@ -51,7 +54,7 @@ def measure_cost_noise(engine) -> CostNoise:
         return CostNoise(0.0, abs(engine.base_cost))
     noise = measure_noise(engine, engine.theta, engine.base_cost)
     if engine.noise_floor > noise.sigma:
-        noise = CostNoise(engine.noise_floor, abs(engine.base_cost), noise.nfev)
+        noise = CostNoise(engine.noise_floor, noise.cost, noise.nfev)
     return noise
 
 
@@ -141,9 +144,10 @@ class Evaluator:
                              f"({b - a} points)")
 
     def _noisy(self, d: Deltas) -> Deltas:
-        if self._floor > 0:
-            return Deltas(d.values, np.maximum(d.noise, self._floor), d.nfev)
-        return d
+        # The engine's rounding estimate is relative to J(theta); a perturbed cost far larger
+        # (J(theta) ~ 0 at a zero-residual minimiser) rounds in proportion to its own size.
+        own = _ULPS * np.abs(d.values)
+        return Deltas(d.values, np.maximum(d.noise, np.maximum(own, self._floor)), d.nfev)
 
     def at_coordinates(self, index: np.ndarray, step: np.ndarray) -> Deltas:
         """``J(theta + step[j] e_{index[j]}) - J(theta)`` for each j."""
