@@ -14,6 +14,7 @@ check_hessian           check a Hessian matrix (dense, sparse, LinearOperator) b
 taylor_test             the adjoint codes' Taylor test: remainder rates on a noise-aware step ladder
 check_scipy             check fun/jac/hess/hessp written for scipy.optimize.minimize
 CostError               raised when a cost returns something that is not a finite real scalar
+FastgcWarning           the base class of every warning fastgc gives (``-W error::...``)
 Float32Warning          warned when float32 parameters are upcast to float64
 WorkerError             raised when ``check(..., workers=...)`` loses a chunk of work twice
 assert_gradients_close  the same, raising ``AssertionError`` with the report (for tests)
@@ -38,15 +39,26 @@ jax                     ``fastgc.jax``: check_vjp, check_jvp, check_grads for ja
 
 Everything not listed in ``__all__`` is private and may change. Importing fastgc does not
 compile any numba kernel, nor import torch or jax (``fastgc.torch`` imports torch when used).
+
+fastgc prints nothing (the command line and the progress bar on stderr aside): it logs to the
+``logging`` logger ``"fastgc"`` (debug records of each check's plan, step and chunks), which has
+only a ``NullHandler`` until the application configures logging.
 """
 
+import logging as _logging
+
 from fastgc._version import __version__
+
+# The library convention (logging's HOWTO): a NullHandler, so that fastgc's records go nowhere
+# unless the application configures logging, and never to logging's last-resort stderr handler.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "BlockResult",
     "CheckResult",
     "CostError",
     "Entry",
+    "FastgcWarning",
     "Float32Warning",
     "FrameworkResult",
     "HessianResult",
@@ -97,6 +109,7 @@ _LAZY = {
     "TaylorResult": "fastgc._taylor",
     "ScipyCheckResult": "fastgc._scipy_check",
     "CostError": "fastgc._errors",
+    "FastgcWarning": "fastgc._errors",
     "Float32Warning": "fastgc._errors",
     "assert_gradients_close": "fastgc._check",
     "CheckResult": "fastgc._core.result",

@@ -116,13 +116,22 @@ def to_text(result) -> str:
 def to_html(result) -> str:
     """The HTML repr of any fastgc result: a stylesheet, the hidden-by-default table and the
     plain report as its fallback."""
-    render = _RENDERERS.get(type(result).__name__)
+    render = _RENDERERS.get(kind_of(result))
     if render is None:
         raise TypeError(f"no HTML repr for {type(result).__name__}")
     body = render(result)
     return (f"<div class='fgc-root'>{_STYLE}"
             f"<pre class='fgc-text-fallback'>{escape(to_text(result))}</pre>"
             f"<div class='fgc-wrap' style='display:none'>{body}</div></div>")
+
+
+def kind_of(result) -> str | None:
+    """The result type ``result`` is drawn as: its class's name, or the nearest base class's
+    that this module knows (``FrameworkResult`` is drawn as a ``CheckResult``)."""
+    for cls in type(result).__mro__:
+        if cls.__name__ in _RENDERERS:
+            return cls.__name__
+    return None
 
 
 # ---- pieces -----------------------------------------------------------------------------------
@@ -263,8 +272,19 @@ def _check_html(r) -> str:
     if r.ignored_keys:
         extra.append("ignored gradient keys (backprop intermediates): "
                      + ", ".join(map(str, r.ignored_keys)))
-    return (_header("fastgc check", r.passed, summary, _check_meta(r)) + _check_blocks(r)
+    meta = _check_meta(r)
+    reference = getattr(r, "reference", None)  # a FrameworkResult's float64 re-check
+    if getattr(r, "dtype", ""):
+        meta.append(f"dtype {r.dtype}, {'batched' if r.batched else 'one call per point'}"
+                    + (f", nondeterminism {_num(r.nondeterminism)}" if r.nondeterminism
+                       else ""))
+    html = (_header("fastgc check", r.passed, summary, meta) + _check_blocks(r)
             + _notes(list(r.notes) + extra))
+    if reference is not None:
+        html += _details(f"{_badge(reference.passed)} <b>float64 reference check</b>",
+                         _check_blocks(reference), open_=not reference.passed,
+                         failing=not reference.passed)
+    return html
 
 
 # ---- layers and models ------------------------------------------------------------------------
@@ -437,7 +457,7 @@ def _scipy_html(r) -> str:
             rows.append((res.passed, [_e(where), _num(res.difference), _badge(res.passed),
                                       _e(text)]))
             if not res.passed:
-                inner = (_check_blocks(res) if type(res).__name__ == "CheckResult"
+                inner = (_check_blocks(res) if kind_of(res) == "CheckResult"
                          else _hessian_html(res))
                 sections.append(_details(f"{_badge(False)} <b>{_e(name)} at {_e(where)}</b>",
                                          inner, open_=True, failing=True))

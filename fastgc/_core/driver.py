@@ -10,6 +10,7 @@ runs or which method was named.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -23,6 +24,8 @@ from fastgc._core.plan import random_direction
 from fastgc._core.result import BlockResult, CheckResult, EntryTable
 from fastgc._core.schemes import central, central_step, coordinate_steps
 from fastgc._core.verdict import agree, block_norms, blocks_agree, relative_difference, score
+
+log = logging.getLogger(__name__)  # "fastgc._core.driver": a child of "fastgc"
 
 # A factor fitted to a failing block's directional derivatives is confirmed on this many fresh
 # directions before it is reported: a few ratios can agree by chance (a wrong entry or row then
@@ -72,9 +75,16 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     # A lower-precision cost cannot resolve the default threshold: raise it to what it can.
     noise = evaluator.cost_noise
     threshold = noise.threshold(problem.threshold)
-    if threshold != problem.threshold:
+    raised = threshold != problem.threshold
+    if raised:
         problem = dataclasses.replace(problem, threshold=threshold)
     items = plan.select(problem.layout, problem.rng)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("plan %s: %d %s of %d parameters in %d blocks; scheme %s; threshold %.3g%s",
+                  plan.name, len(items), plan.items, problem.layout.size,
+                  len(problem.layout.blocks), scheme.name, problem.threshold,
+                  " (raised for the cost's noise)" if raised else "")
+        log.debug("step: %s", scheme.step_text(problem.eps, noise.central_step))
     if plan.items == "coordinates":
         measured = _measure_coordinates(scheme, evaluator, problem, items)
         diagnose_block = _CoordinateDiagnosis(items, measured)

@@ -51,10 +51,10 @@ _OK, _FAIL, _THRESHOLD = "tab:green", "tab:red", "0.3"
 
 def plot(result, kind=None, ax=None, **options):
     """Draw ``result`` (see the module notes and :meth:`Display.plot`); returns the Axes."""
-    name = type(result).__name__
+    name = _kind(result)
     kinds = KINDS.get(name)
     if kinds is None:
-        raise TypeError(f"no plots for {name}")
+        raise TypeError(f"no plots for {type(result).__name__}")
     if kind is None:
         kind = kinds[0]
     if not isinstance(kind, str):
@@ -81,6 +81,15 @@ def plot(result, kind=None, ax=None, **options):
     return ax
 
 
+def _kind(result) -> str | None:
+    """The nearest class name in ``KINDS`` along the result's MRO (a FrameworkResult draws as
+    a CheckResult)."""
+    for cls in type(result).__mro__:
+        if cls.__name__ in KINDS:
+            return cls.__name__
+    return None
+
+
 def _listing(kinds) -> str:
     return ", ".join(repr(k) for k in kinds)
 
@@ -102,7 +111,7 @@ def _axes(ax):
 # ---- difference -------------------------------------------------------------------------------
 def _bars_of(result) -> list[tuple[str, float, bool, float]]:
     """(label, difference, passed, threshold) per bar."""
-    name = type(result).__name__
+    name = _kind(result)
     if name == "CheckResult":
         return [(b.name, b.difference, b.passed, result.threshold)
                 for b in result.blocks.values()]

@@ -20,6 +20,7 @@ the engine) and handed to it.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from fastgc._core.noise import CostNoise, measure_noise
 from fastgc._engines.registry import Deltas
 
+log = logging.getLogger(__name__)  # "fastgc._engines.evaluator": a child of "fastgc"
 CHUNKS = 20  # a large request is cut into about this many chunks
 # The rounding of one cost difference, relative to the perturbed cost's own size (as the
 # engines' rounding_noise is to J(theta)'s).
@@ -106,6 +108,8 @@ class Evaluator:
         """``engine.<method>(*slice_args(a, b))`` over the chunks ``(a, b)`` of ``range(n)``,
         joined in order; ``describe(a, b)`` names a chunk in a worker error."""
         bounds = chunk_bounds(n, min_chunk)
+        log.debug("%s: %d evaluations in %d chunk(s)%s, engine %s", method, n, len(bounds),
+                  "" if self._workers is None else " on workers", self._engine.name)
         if self._workers is None and len(bounds) == 1:
             d = getattr(self._engine, method)(*slice_args(0, n))
             self.nfev += d.nfev

@@ -8,11 +8,14 @@ blocks' views; chunks are sized so that the stack stays within ``max_memory``.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from fastgc._engines.base import Deltas, Objective, describe_point, rounding_noise
 from fastgc._errors import CostError
 
+log = logging.getLogger(__name__)
 DEFAULT_MAX_MEMORY = 64 * 2**20  # bytes for the stacked parameters of one chunk
 
 
@@ -27,6 +30,8 @@ class StackedObjective(Objective):
         self._args = args
         budget = DEFAULT_MAX_MEMORY if max_memory is None else int(max_memory)
         self.chunk = max(1, budget // (8 * layout.size))
+        log.debug("stacked engine: %d points per call (max_memory %d bytes, %d parameters)",
+                  self.chunk, budget, layout.size)
         self.base_cost = float(
             self._evaluate(theta[None, :].copy(), lambda j: "at the unperturbed parameters")[0]
         )

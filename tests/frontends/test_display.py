@@ -174,3 +174,22 @@ def test_layer_result_has_a_repr_of_its_own():
     assert "script" not in page.tags
     assert "db is 2 x the numeric gradient" in page.fallback
     assert "FAILED" in html
+
+
+def test_a_torch_result_displays_as_a_check_with_its_framework_findings():
+    torch = pytest.importorskip("torch")
+    import torch_ops
+
+    import fastgc.torch as ft
+
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(3, 5, generator=gen, dtype=torch.float64, requires_grad=True),
+          torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True),
+          torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)]
+    result = ft.check(torch_ops.make_layernorm("dropped term").apply, *xs)
+    assert type(result).__name__ == "FrameworkResult" and not result.passed
+    html, page = _html_of(result)
+    assert page.fallback == result.report(color=False)
+    assert "dtype float64" in page.shown
+    failing = [r for r in page.rows[1:] if len(r) > 4 and r[4] == "FAIL"]
+    assert failing and failing[0][0] == result.worst(1)[0].name.split("[")[0]
