@@ -24,29 +24,26 @@ host. The numerics (steps, noise, verdict, diagnosis) are fastgc's, unchanged.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 
 import numpy as np
 import torch
 
-from fastgc._check import check as _core_check
 from fastgc._framework import (
     FrameworkResult,
     batch_size,
-    batch_tolerance,
-    nondeterminism_marks,
+    excluded,
+    names_of,
+    reference_check,
+    run_core,
     seed_of,
+    validate,
     with_findings,
 )
 
 __all__ = ["check", "check_module", "gradcheck"]
 
 _LOWER = (torch.float16, torch.bfloat16, torch.float32)
-_BATCHING = ("auto", "vmap", "loop")
-# Blocks whose batched evaluation is compared with single calls before a check (the rest are
-# evaluated the same way; a batched call that fails later still raises, naming the point).
-_PROBE_BLOCKS = 8
 
 
 # -- state the evaluations must not move ---------------------------------------------------------
@@ -279,56 +276,6 @@ def _floating(outs):
     return [o for o in outs if isinstance(o, torch.Tensor) and o.is_floating_point()]
 
 
-# -- choosing batched or one call per point -----------------------------------------------------
-def _choose_batching(backend, batching, layout, seed) -> list[str]:
-    """Set ``backend.batched``; return the note saying what runs and why."""
-    if batching == "loop":
-        return ["one call per point (batching='loop')"]
-    tol = batch_tolerance(backend.scale, backend.eps)
-    rng = np.random.default_rng(seed)
-    blocks = list(range(len(layout.blocks)))
-    if len(blocks) > _PROBE_BLOCKS:
-        blocks = sorted(rng.choice(blocks, _PROBE_BLOCKS, replace=False).tolist())
-    probes = []
-    for b in blocks:
-        block = layout.blocks[b]
-        k = int(rng.integers(block.size))
-        x = float(backend.base[b].reshape(-1)[k])
-        probes.append((b, np.array([k]), np.array([1e-3 * max(1.0, abs(x))])))
-    every = [[(b, np.arange(layout.blocks[b].size),
-               rng.standard_normal(layout.blocks[b].size) * 1e-3)
-              for b in range(len(layout.blocks))]]
-    try:
-        single = [backend.coordinate_costs(b, k, h)[0] for b, k, h in probes]
-        single_dir = backend.direction_costs(every, np.ones(1))
-        backend.batched = True
-        batched = [backend.coordinate_costs(b, k, h)[0] for b, k, h in probes]
-        batched_dir = backend.direction_costs(every, np.ones(1))
-    except Exception as exc:  # vmap refuses the function: any reason falls back
-        backend.batched = False
-        if batching == "vmap":
-            raise ValueError(f"batching='vmap': torch.func.vmap cannot evaluate fn: "
-                             f"{type(exc).__name__}: {_first_line(exc)}") from exc
-        return [f"one call per point: torch.func.vmap cannot evaluate fn "
-                f"({type(exc).__name__}: {_first_line(exc)})"]
-    gap = max(float(np.max(np.abs(s - t))) for s, t in
-              zip([*single, single_dir], [*batched, batched_dir], strict=True))
-    if not gap <= tol:
-        backend.batched = False
-        message = (f"torch.func.vmap gives another cost than single calls at the same point "
-                   f"(by {gap:.3g}, tolerance {tol:.3g}): in-place or data-dependent code?")
-        if batching == "vmap":
-            raise ValueError(f"batching='vmap': {message}")
-        return [f"one call per point: {message}"]
-    return [f"batched with torch.func.vmap (up to {backend.chunk_for(range(len(layout.blocks)))}"
-            " points per call; a batched call matched single calls on sampled points)"]
-
-
-def _first_line(exc) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""
-
-
 # -- the shared driver of check and check_module ------------------------------------------------
 def _draw_cotangents(outs, cotangent, seed):
     """One cotangent per floating output, in the output's dtype and device."""
@@ -354,31 +301,8 @@ def _draw_cotangents(outs, cotangent, seed):
     return result
 
 
-def _excluded(names, exclude):
-    if exclude is None:
-        return set()
-    if callable(exclude):
-        return {n for n in names if exclude(n)}
-    wanted = [exclude] if isinstance(exclude, str) else list(exclude)
-    for w in wanted:
-        if w not in names:
-            raise ValueError(f"exclude names {w!r}, which is no checked input or parameter "
-                             f"(they are: {names!r})")
-    return set(wanted)
-
-
 def _validate_options(options, reference_dtype, batching, nondet_tol):
-    if "workers" in options and options["workers"] not in (None, 1):
-        raise ValueError("workers= is not supported by fastgc.torch: the evaluations run "
-                         "where the tensors are (batched with vmap)")
-    if reference_dtype not in ("auto", None, "float64", torch.float64):
-        raise ValueError(f"reference_dtype must be 'auto', 'float64' or None, not "
-                         f"{reference_dtype!r}")
-    if batching not in _BATCHING:
-        raise ValueError(f"batching must be one of {_BATCHING}, not {batching!r}")
-    if isinstance(nondet_tol, bool) or not isinstance(nondet_tol, (int, float)) or not (
-            nondet_tol >= 0 and math.isfinite(nondet_tol)):
-        raise ValueError(f"nondet_tol must be a non-negative float, not {nondet_tol!r}")
+    validate(options, reference_dtype, batching, nondet_tol, "torch", (torch.float64,))
 
 
 def _run(make, cotangent, reference_dtype, batching, nondet_tol, max_memory, exclude,
@@ -391,7 +315,7 @@ def _run(make, cotangent, reference_dtype, batching, nondet_tol, max_memory, exc
     """
     forward, names, tensors, state = make(None)
     try:
-        skip = _excluded(names, exclude)
+        skip = excluded(names, exclude)
         keep = [k for k, n in enumerate(names) if n not in skip]
         if not keep:
             raise ValueError(f"exclude leaves nothing to check (excluded: {sorted(skip)!r})")
@@ -416,57 +340,27 @@ def _run(make, cotangent, reference_dtype, batching, nondet_tol, max_memory, exc
         backend = _Backend(forward_kept, base, kept_names, cot_acc, state, acc, max_memory)
         params = {n: t.detach().to("cpu", torch.float64).numpy().copy()
                   for n, t in zip(kept_names, base, strict=True)}
-        from fastgc._core.layout import Layout
-
-        layout, _ = Layout.of(params, "inputs")
-        notes = _choose_batching(backend, batching, layout, seed_of(options))
-        first, second = backend.vjp(cot), backend.vjp(cot)
-        zero = backend.vjp([torch.zeros_like(c) for c in cot])
-        marks, nd_notes, spread = nondeterminism_marks(layout, first, second, nondet_tol)
-        marks.append((zero, "not zero for a zero cotangent"))
-        grad = {b.name: first[b.offset:b.stop].reshape(b.shape) for b in layout.blocks}
-        result = _core_check(backend, grad, params, max_memory=max_memory, **options)
+        result, layout, notes, marks, spread = run_core(
+            backend, params,
+            lambda zero: backend.vjp([torch.zeros_like(c) for c in cot] if zero else cot),
+            batching=batching, nondet_tol=nondet_tol, max_memory=max_memory,
+            options=options, vmap_name="torch.func.vmap")
         lowest = max((t.dtype for t in base), key=lambda d: torch.finfo(d).eps)
         dtype = str(lowest).removeprefix("torch.")
-        notes = notes + nd_notes
         if skip:
             notes.append(f"excluded (not checked): {', '.join(sorted(skip))}")
     finally:
         state.restore()
     reference = None
     if reference_dtype is not None and lowest in _LOWER:
-        try:
-            make(torch.float64)
-        except Exception as exc:
-            if reference_dtype != "auto":
-                raise ValueError(f"reference_dtype={reference_dtype!r}: fn does not run in "
-                                 f"float64 ({type(exc).__name__}: {_first_line(exc)})") from exc
-            notes.append(f"no float64 reference check: fn does not run in float64 "
-                         f"({type(exc).__name__}: {_first_line(exc)})")
-        else:
-            reference = _run(lambda _: make(torch.float64), None, None, batching, nondet_tol,
-                             max_memory, exclude, options,
-                             _reference_of=[c.to(torch.float64) for c in cot])
-            notes.append(f"float64 reference check {'passed' if reference.passed else 'FAILED'}"
-                         f" (difference {reference.difference:.2e}, threshold "
-                         f"{reference.threshold:.1e}): it resolves what {dtype} cannot")
+        reference, more = reference_check(
+            reference_dtype, dtype, lambda: make(torch.float64),
+            lambda: _run(lambda _: make(torch.float64), None, None, batching, nondet_tol,
+                         max_memory, exclude, options,
+                         _reference_of=[c.to(torch.float64) for c in cot]))
+        notes.extend(more)
     return with_findings(result, layout, dtype=dtype, batched=backend.batched, notes=notes,
                          marks=marks, nondeterminism=spread, reference=reference)
-
-
-def _names_of(fn, count, what="fn"):
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return [f"input{i}" for i in range(count)]
-    names = []
-    for p in sig.parameters.values():
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            names.append(p.name)
-        elif p.kind == p.VAR_POSITIONAL:
-            break
-    names = names[:count]
-    return names + [f"input{i}" for i in range(len(names), count)]
 
 
 def _checked_inputs(inputs):
@@ -573,7 +467,7 @@ def check(fn, *inputs, cotangent=None, reference_dtype="auto", nondet_tol=0.0,
         raise TypeError(f"fn must be callable, not {type(fn).__name__}")
     _validate_options(options, reference_dtype, batching, nondet_tol)
     slots = _checked_inputs(inputs)
-    all_names = _names_of(fn, len(inputs))
+    all_names = names_of(fn, len(inputs))
     names = [all_names[k] for k in slots]
     if len(set(names)) != len(names):
         names = [f"input{k}" for k in slots]
@@ -647,7 +541,7 @@ def check_module(module, *inputs, loss=None, cotangent=None, reference_dtype="au
     _validate_options(options, reference_dtype, batching, nondet_tol)
     slots = [k for k, x in enumerate(inputs)
              if isinstance(x, torch.Tensor) and x.requires_grad]
-    input_names = _names_of(module.forward, len(inputs))
+    input_names = names_of(module.forward, len(inputs))
     params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     names = [input_names[k] for k in slots] + [n for n, _ in params]
     if len(set(names)) != len(names):
