@@ -23,6 +23,8 @@ MAX_BATCH = 1024
 # Bytes one batched call may hold in stacked inputs and outputs (their intermediates come on
 # top, in proportion): small enough for a laptop or a shared GPU.
 DEFAULT_BATCH_MEMORY = 64 * 2**20
+# One call per point: any number of points per engine call.
+MAX_LOOP_CHUNK = 1 << 30
 
 
 @dataclass(eq=False)
@@ -251,7 +253,7 @@ def choose_batching(backend, batching, layout, params, seed, vmap_name) -> list[
 
 
 def run_core(backend, params, gradient, *, batching, nondet_tol, max_memory, options,
-             vmap_name):
+             vmap_name, zero_reason="not zero for a zero cotangent"):
     """One backend's check: batching chosen, the backward run three times, the core check.
 
     ``gradient(zero)`` is the analytic ``c^T J`` (``zero=True``: for a zero cotangent), flat
@@ -266,7 +268,7 @@ def run_core(backend, params, gradient, *, batching, nondet_tol, max_memory, opt
     first, second = gradient(False), gradient(False)
     zero = gradient(True)
     marks, nd_notes, spread = nondeterminism_marks(layout, first, second, nondet_tol)
-    marks.append((zero, "not zero for a zero cotangent"))
+    marks.append((zero, zero_reason))
     grad = {b.name: first[b.offset:b.stop].reshape(b.shape) for b in layout.blocks}
     result = core_check(backend, grad, params, max_memory=max_memory, **options)
     return result, layout, notes + nd_notes, marks, spread

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from fastgc._framework import (
+    MAX_LOOP_CHUNK,
     FrameworkResult,
     batch_size,
     excluded,
@@ -259,9 +260,6 @@ class _Backend:
 
     def noise_floor(self) -> float:
         return self._floor
-
-
-MAX_LOOP_CHUNK = 1 << 30  # one call per point: any number of points per engine call
 
 
 def _as_tuple(out):
