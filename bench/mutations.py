@@ -134,11 +134,11 @@ MUTATIONS = [
     Mutation("noise table: gamma_k without the square of k!", "fastgc/_core/noise.py",
              "        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)\n",
              "        gamma = math.factorial(k) / math.factorial(2 * k)\n",
-             ("tests/core/test_verdicts.py",)),
+             ("tests/core/test_noise.py",)),
     Mutation("noise table: a kink kept as noise", "fastgc/_core/noise.py",
              "            coarse = fine if fine > coarse / 3 else 0.0\n",
              "            coarse = fine if fine < coarse / 3 else coarse\n",
-             ("tests/core/test_verdicts.py",)),
+             ("tests/core/test_noise.py", "tests/core/test_verdicts.py")),
     # -- layout --------------------------------------------------------------------------------
     Mutation("exclude prunes 'k' but not 'dk' from the gradient", "fastgc/_core/layout.py",
              "                  if k not in skipped and not (isinstance(k, str) and "
