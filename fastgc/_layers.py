@@ -16,12 +16,14 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import warnings
 
 import numpy as np
 
 from fastgc._check import check
 from fastgc._core.layout import Layout
 from fastgc._core.result import nonzero_failures
+from fastgc._errors import FastgcWarning
 
 __all__ = ["check_jvp", "check_layer", "check_module", "check_vjp"]
 
@@ -40,8 +42,34 @@ def _output_layout(out, what):
                         "arrays)") from None
 
 
+# The spawn key of fastgc's own random stream ("fgc"): the default cotangent and tangent are
+# drawn from SeedSequence(seed) spawned with it, never from default_rng(seed) itself, the
+# stream users draw their data from (were the cotangent equal to the input, x^T c would be
+# symmetric and a transposed dW would pass).
+_STREAM_KEY = 0x666763
+
+
+def _own_rng(seed):
+    """A generator for fastgc's draws from ``seed``: an int or SeedSequence gets a stream of
+    its own (spawned with ``_STREAM_KEY``); a Generator is the user's choice, used as is."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.SeedSequence):
+        seed = seed.entropy
+    try:
+        return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STREAM_KEY,)))
+    except (TypeError, ValueError):
+        return np.random.default_rng(seed)  # check() names the bad seed
+
+
+def _same_leaves(layout, a, b) -> bool:
+    """Whether two values in ``layout``'s structure hold the same numbers (NaN equal)."""
+    return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+               for x, y in zip(layout.leaves(a), layout.leaves(b), strict=True))
+
+
 def _default_direction(layout, seed):
-    rng = np.random.default_rng(seed)
+    rng = _own_rng(seed)
     return layout.assemble([rng.standard_normal(b.shape) for b in layout.blocks])
 
 
@@ -152,10 +180,23 @@ def check_vjp(f, vjp, inputs, *args, cotangent=None, exclude=None, **options):
     def cost(x, *cost_args):
         return inner(f(x, *cost_args))
 
+    modified = []
+
     def call_vjp(c):
-        return _flat_gradient(in_layout, vjp(copy.deepcopy(inputs), c, *args), "vjp(...)")
+        # every call gets a fresh copy: a backward that scales its upstream gradient in place
+        # (``dout /= m``) neither changes the next call's cotangent nor the user's array
+        fresh = copy.deepcopy(c)
+        g = _flat_gradient(in_layout, vjp(copy.deepcopy(inputs), fresh, *args), "vjp(...)")
+        if not modified and not _same_leaves(out_layout, fresh, c):
+            modified.append(True)
+        return g
 
     first, second = call_vjp(cotangent), call_vjp(cotangent)
+    if modified:
+        warnings.warn("the backward modified its upstream gradient in place (the cotangent): "
+                      "fastgc hands each call a fresh copy and judges the values, but a caller "
+                      "that reuses the array (two nodes sharing a gradient) gets wrong "
+                      "gradients", FastgcWarning, stacklevel=3)
     zero = call_vjp(out_layout.assemble([np.zeros(b.shape) for b in out_layout.blocks]))
     result = check(cost, in_layout.unflatten(first), inputs, *args, exclude=exclude, **options)
     return result.with_failures(nonzero_failures(in_layout, [
@@ -219,7 +260,7 @@ def check_jvp(f, jvp, inputs, *args, tangent=None, exclude=None, **options):
     else:
         single = False
     if tangent is None:
-        t_flat = np.random.default_rng(_seed_of(options)).standard_normal(in_layout.size)
+        t_flat = _own_rng(_seed_of(options)).standard_normal(in_layout.size)
     else:
         t_flat = in_layout.flatten_gradient(
             _given_direction(in_layout, tangent, "tangent", "inputs"), "tangent")[0]
