@@ -6,7 +6,7 @@
 relative, and row 5 zeroed. For each seed, ``fastgc.check(..., directions=2, seed=seed)`` must
 fail in W1 alone and name ``W1[i, j]`` (the entry) or ``W1[5, :]`` (the row). Prints the seeds
 that do not, the evaluation counts and the time; ``--record`` stores them in
-bench/results.json under ``directions_sweep``. (tests/test_modes.py runs the same sweep on a
+bench/results.json under ``directions_sweep``. (tests/core/test_plan.py runs the same sweep on a
 20-30-10-3 network in the default test run.)
 """
 

@@ -58,10 +58,10 @@ class Mutation(NamedTuple):
 
 
 _FLOORS = "tests/core/test_verdict_floors.py"
-_METHODS = "tests/core/test_methods.py"
+_METHODS = "tests/core/test_schemes.py"
 _KINKS = "tests/core/test_kink_judgement.py"
 _LOCALISE = "tests/core/test_localise.py"
-_MODES = "tests/core/test_modes.py"
+_MODES = "tests/core/test_plan.py"
 _DIAGNOSIS = "tests/core/test_diagnosis.py"
 _CHECK = "tests/frontends/test_check.py"
 
@@ -182,7 +182,7 @@ MUTATIONS = [
 
 # Tests that assert a constant's value: a kill by them would not count, so they never run.
 CONSTANT_PINS = [
-    "tests/core/test_methods.py::test_richardson_counts_and_error_estimates",
+    "tests/core/test_schemes.py::test_richardson_counts_and_error_estimates",
 ]
 
 # Tests that fail on main itself, whatever the mutation (deselected so that the baseline

@@ -1,4 +1,5 @@
-"""Randomised modes: stratified subsets, random directions per block, and localisation."""
+"""The plans (fastgc._core.plan), which items a check measures: every coordinate, stratified
+subsets, random directions per block; and directions mode's localisation."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Sharper verdicts: Richardson, the complex step, kinks, and the error-model threshold.
+"""The schemes (fastgc._core.schemes), sharper verdicts: Richardson, the complex step, kinks,
+and the error-model threshold.
 
 References are closed forms and fastgc.MLP.gradients (itself tested against the loop of the
 exercise), never numbers the scheme under test produced.
