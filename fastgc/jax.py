@@ -45,6 +45,9 @@ from fastgc._framework import (
 __all__ = ["check_grads", "check_jvp", "check_vjp"]
 
 _LOWER = (jnp.float16, jnp.bfloat16, jnp.float32)
+# Batches of at most this many entries (rows x checked entries) are sent as displacements
+# from the host, larger ones formed on the device from indices and steps (see _points).
+_DENSE_ENTRIES = 1 << 18
 
 
 def _padded(m: int) -> int:
@@ -128,6 +131,7 @@ class _Backend:
         self._max_memory = max_memory
         self.batched = False
         self._point_bytes = [b.size * b.dtype.itemsize for b in base]
+        self._total = sum(x.size for x in base)
         self._measure = _traced(measure)
         value, scale, squares = self._measure(base, extra)
         self._base_value, self.scale = float(value), float(scale)
@@ -201,6 +205,15 @@ class _Backend:
             actual = (x[local] + h) - x[local]
             return np.asarray(values), actual.astype(np.float64)
         size = self._size(m + 1)
+        if size * self._total <= _DENSE_ENTRIES:
+            # small: the directions' function with one-hot displacements, formed in the
+            # dtype (x + h, and x + 0 = x elsewhere: the same points), saves a compile
+            deltas = [np.zeros((size, x.size), x.dtype) for x in self._host]
+            deltas[b][np.arange(1, m + 1), local] = h
+            values = np.asarray(self._directions(deltas, self.base, self._extra))
+            x = self._host[b].reshape(-1)
+            actual = (x[local] + h) - x[local]
+            return values.astype(np.float64)[:m + 1], actual.astype(np.float64)
         # row 0 is the unperturbed point, then the points, then padding (block -1: no move)
         block = np.full(size, -1, dtype=np.int32)
         block[1:m + 1] = b

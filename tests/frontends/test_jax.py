@@ -212,7 +212,7 @@ def test_pytree_arguments_are_named_by_path():
     assert list(result.blocks) == ["params.layers.0", "params.w"]
 
 
-def test_vmap_where_it_works_one_call_per_point_where_it_does_not():
+def test_vmap_where_it_works_one_call_per_point_where_it_does_not(monkeypatch):
     xs = _inputs([(4, 16), (16,), (16,)], F64)
     f = _named(ops.make_layernorm(), ["x", "g", "b"])
     with _dtype(F64):
@@ -224,6 +224,15 @@ def test_vmap_where_it_works_one_call_per_point_where_it_does_not():
     # which over a step of ~6e-6 is ~1e-9 in a difference quotient
     for b in batched.blocks:
         assert np.allclose(batched.numeric[b], looped.numeric[b], rtol=1e-7, atol=1e-9)
+
+    # a large problem's points are formed on the device from indices and steps instead of
+    # sent as displacements: the same points, the same numbers
+    monkeypatch.setattr(fj, "_DENSE_ENTRIES", 0)
+    with _dtype(F64):
+        on_device = fj.check_vjp(f, *xs)
+    for b in batched.blocks:
+        assert np.allclose(batched.numeric[b], on_device.numeric[b], rtol=1e-7, atol=1e-9)
+    assert on_device.passed
 
     def data_dependent(x):  # Python control flow on a value: neither jit nor vmap traces it
         return jnp.sin(x) if x.sum() > 0 else jnp.cos(x)
