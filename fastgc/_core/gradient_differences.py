@@ -241,8 +241,9 @@ def pooled_ecnoise(rows: np.ndarray) -> float:
         sigma[k] = np.sqrt(gamma * float(np.mean(table ** 2)))
     for k in range(1, levels - 1):
         trio = sigma[k:k + 3]
-        signs = np.sign(tables[k - 1][tables[k - 1] != 0])
-        if trio.min() > 0 and trio.max() <= 4 * trio.min() and len(set(signs.tolist())) > 1:
+        level = tables[k - 1]
+        if (trio.min() > 0 and trio.max() <= 4 * trio.min() and np.any(level > 0)
+                and np.any(level < 0)):
             return float(sigma[k])
     return float(sigma[3:].min())
 
