@@ -29,6 +29,8 @@ __all__ = ["Display", "to_html", "to_text"]
 
 # Worst entries shown per failing block.
 WORST_PER_BLOCK = 5
+# Sections for passing blocks, at most (failing ones always have theirs).
+_PASSING_SECTIONS = 50
 # Rungs of a Taylor ladder shown before the rest is folded away.
 _LADDER_ROWS = 40
 
@@ -207,23 +209,25 @@ def _failing_first(items, passed):
 
 
 # ---- CheckResult ------------------------------------------------------------------------------
-def block_entries(result, name: str, k: int) -> list:
-    """The ``k`` worst checked entries of block ``name`` (the ranking of ``result.worst``)."""
+def worst_by_block(result, k: int) -> dict:
+    """``{block name: its k worst checked entries}`` (the ranking of ``result.worst``), for
+    every block with checked entries: one sort of the entry table, however many blocks."""
     t = result._entries
     if t is None or len(t.index) == 0:
-        return []
-    names = [b.name for b in t.layout.blocks]
-    if name not in names:
-        return []
-    mine = np.flatnonzero(t.layout.block_index(t.index) == names.index(name))
-    order = mine[np.argsort(-t.score[mine], kind="stable")][:k]
-    out = []
-    for j in order:
-        g, a = float(t.g[j]), float(t.a[j])
-        abs_error = abs(g - a)
-        denom = abs(g) + abs(a)
-        out.append(_EntryRow(t.layout.coordinate_name(int(t.index[j])), g, a, abs_error,
-                             abs_error / denom if denom else 0.0, float(t.error[j])))
+        return {}
+    block_of = t.layout.block_index(t.index)
+    order = np.lexsort((-t.score, block_of))  # by block, then worst first; stable
+    starts = np.flatnonzero(np.r_[True, np.diff(block_of[order]) != 0])
+    out = {}
+    for start, stop in zip(starts, [*starts[1:], len(order)], strict=True):
+        rows = []
+        for j in order[start:min(stop, start + k)]:
+            g, a = float(t.g[j]), float(t.a[j])
+            abs_error = abs(g - a)
+            denom = abs(g) + abs(a)
+            rows.append(_EntryRow(t.layout.coordinate_name(int(t.index[j])), g, a, abs_error,
+                                  abs_error / denom if denom else 0.0, float(t.error[j])))
+        out[t.layout.blocks[int(block_of[order[start]])].name] = rows
     return out
 
 
@@ -249,9 +253,14 @@ def _check_blocks(r) -> str:
             for b in blocks]
     table = _table(["block", "shape", "checked", "difference", "verdict", "diagnosis"], rows,
                    right=(2, 3))
+    worst_of = worst_by_block(r, WORST_PER_BLOCK)
+    # Passing blocks past the first few get a table row but no section: a model with
+    # thousands of blocks keeps a display of a reasonable size.
+    shown = [b for b in blocks if not b.passed]
+    shown += [b for b in blocks if b.passed][: max(0, _PASSING_SECTIONS - len(shown))]
     sections = []
-    for b in blocks:
-        worst = block_entries(r, b.name, WORST_PER_BLOCK)
+    for b in shown:
+        worst = worst_of.get(b.name, [])
         facts = (f"<div class='fgc-facts'>difference {_num(b.difference)} (threshold "
                  f"{_num(r.threshold, '.1e')}), largest |analytic - numeric| "
                  f"{_num(b.max_abs_error)}, noise {_num(b.noise)}"
@@ -261,7 +270,10 @@ def _check_blocks(r) -> str:
         content = facts + (_entries_table(worst) if worst else "")
         summary = f"{_badge(b.passed)} <b>{_e(b.name)}</b> " + _said(b.passed, b.diagnosis)
         sections.append(_details(summary, content, open_=not b.passed, failing=not b.passed))
-    return table + "".join(sections)
+    left = len(blocks) - len(shown)
+    more = (f"<div class='fgc-dim'>{left} more passing blocks (in the table above)</div>"
+            if left else "")
+    return table + "".join(sections) + more
 
 
 def _check_html(r) -> str:

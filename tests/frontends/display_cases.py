@@ -3,6 +3,8 @@
 Block names are user strings: one is ``"<script>"`` so that the tests can check it is escaped.
 """
 
+from html.parser import HTMLParser
+
 import numpy as np
 
 import fastgc
@@ -121,3 +123,60 @@ def scipy_check():
         return g
 
     return fastgc.check_scipy(fun, x0, jac=jac)
+
+
+VOID = {"br", "hr", "img", "meta", "input", "link", "col", "wbr"}
+
+
+class Page(HTMLParser):
+    """Parse a fragment, checking that tags nest, and collect what a reader would see."""
+
+    def __init__(self, html):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.tags, self.attrs = [], [], []
+        self.text = {}  # tag path -> text, for looking things up
+        self.rows = []  # table rows: list of cell texts
+        self.details = []  # (open, summary text, body text)
+        self._row = self._cell = None
+        self._details = []
+        self.fallback = ""
+        self.shown = ""  # all text outside the <pre> fallback and the stylesheet
+        self.feed(html)
+        self.close()
+        assert not self.stack, f"unclosed tags: {self.stack}"
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+        if tag not in VOID:
+            self.stack.append(tag)
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = ""
+        elif tag == "details":
+            self._details.append([("open", None) in attrs, "", ""])
+            self.details.append(self._details[-1])  # in document order
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+        if tag in ("td", "th"):
+            self._row.append(self._cell.strip())
+            self._cell = None
+        elif tag == "tr":
+            self.rows.append(self._row)
+        elif tag == "details":
+            self._details.pop()
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        if self._details:
+            part = 1 if "summary" in self.stack else 2
+            for d in self._details:  # an inner section's text is its outer one's too
+                d[part if d is self._details[-1] else 2] += data
+        if "pre" in self.stack:
+            self.fallback += data
+        elif "style" not in self.stack:
+            self.shown += data

@@ -5,66 +5,12 @@ failing blocks first with their diagnosis and worst entries, and falls back on t
 The real-kernel test (a notebook executed by nbclient) is tests/frontends/test_notebook.py.
 """
 
-from html.parser import HTMLParser
-
 import display_cases as cases
+import numpy as np
 import pytest
+from display_cases import Page
 
-VOID = {"br", "hr", "img", "meta", "input", "link", "col", "wbr"}
-
-
-class Page(HTMLParser):
-    """Parse a fragment, checking that tags nest, and collect what a reader would see."""
-
-    def __init__(self, html):
-        super().__init__(convert_charrefs=True)
-        self.stack, self.tags, self.attrs = [], [], []
-        self.text = {}  # tag path -> text, for looking things up
-        self.rows = []  # table rows: list of cell texts
-        self.details = []  # (open, summary text, body text)
-        self._row = self._cell = None
-        self._details = []
-        self.fallback = ""
-        self.shown = ""  # all text outside the <pre> fallback and the stylesheet
-        self.feed(html)
-        self.close()
-        assert not self.stack, f"unclosed tags: {self.stack}"
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attrs.extend(attrs)
-        if tag not in VOID:
-            self.stack.append(tag)
-        if tag == "tr":
-            self._row = []
-        elif tag in ("td", "th"):
-            self._cell = ""
-        elif tag == "details":
-            self._details.append([("open", None) in attrs, "", ""])
-            self.details.append(self._details[-1])  # in document order
-
-    def handle_endtag(self, tag):
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
-        self.stack.pop()
-        if tag in ("td", "th"):
-            self._row.append(self._cell.strip())
-            self._cell = None
-        elif tag == "tr":
-            self.rows.append(self._row)
-        elif tag == "details":
-            self._details.pop()
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell += data
-        if self._details:
-            part = 1 if "summary" in self.stack else 2
-            for d in self._details:  # an inner section's text is its outer one's too
-                d[part if d is self._details[-1] else 2] += data
-        if "pre" in self.stack:
-            self.fallback += data
-        elif "style" not in self.stack:
-            self.shown += data
+import fastgc
 
 
 def _html_of(result):
@@ -193,3 +139,21 @@ def test_a_torch_result_displays_as_a_check_with_its_framework_findings():
     assert "dtype float64" in page.shown
     failing = [r for r in page.rows[1:] if len(r) > 4 and r[4] == "FAIL"]
     assert failing and failing[0][0] == result.worst(1)[0].name.split("[")[0]
+
+
+def test_a_check_of_many_blocks_keeps_its_display_small_and_ranks_entries_per_block():
+    rng = np.random.default_rng(11)
+    params = {f"w{i}": rng.standard_normal(3) for i in range(120)}
+    grad = {k: 3 * v ** 2 for k, v in params.items()}
+    grad["w7"] = grad["w7"] * np.array([1.0, 1.5, 1.2])  # two wrong entries, [1] the worst
+    result = fastgc.check(lambda p: float(sum(np.sum(v ** 3) for v in p.values())), grad,
+                          params)
+    _, page = _html_of(result)
+    assert len([r for r in page.rows if r and r[0].startswith("w")]) >= 120  # every row
+    summaries = [s for _, s, _ in page.details]
+    assert len(summaries) == 50  # the failing block and 49 passing ones
+    assert summaries[0].startswith("FAIL w7")
+    assert "70 more passing blocks" in page.shown
+    entries = [r[0] for r in page.rows if r and r[0].startswith("w7[")]
+    ranked = [e.name for e in result.worst(360) if e.name.startswith("w7[")]
+    assert entries == ranked == ["w7[1]", "w7[2]", "w7[0]"]

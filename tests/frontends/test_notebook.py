@@ -9,7 +9,7 @@ test process. One kernel, two cells: a few seconds.
 from pathlib import Path
 
 import pytest
-from test_display import Page
+from display_cases import Page
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
