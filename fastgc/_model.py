@@ -533,7 +533,10 @@ def check_model(layers, X, *args, loss=None, grads=None, dX=None, input_check="s
             inputs.append(x)
             out, cache = layer.record(x)
             caches.append(cache)
-            x = np.asarray(out, dtype=np.float64)
+            # C order: the layer checks perturb copies of it, and a forward that reshapes
+            # its input (a dense layer after a transposed conv output) then reads it without
+            # a copy at every evaluation
+            x = np.ascontiguousarray(out, dtype=np.float64)
         loss_result = None
         if loss is not None:
             _, dout = loss(x.copy(), *args)

@@ -93,6 +93,11 @@ class Layout:
         self._offsets = np.array([b.offset for b in blocks], dtype=np.int64)
         self._tree = tree  # the skeleton that assemble() fills, for kind == "tree"
         self.excluded = excluded  # names of the excluded entries, in structure order
+        # Per block, the axes order of the user's array in memory when it is a transposed
+        # (permuted) contiguous array, else None (C order): an engine that hands the user's
+        # code views of its working vector can lay them out as the user's arrays were, so
+        # that the code runs at the speed it runs on its own arrays.
+        self.memory_axes: tuple = (None,) * len(blocks)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -162,12 +167,14 @@ class Layout:
             if not blocks:
                 raise ValueError(f"exclude leaves nothing of {argname} to check (excluded: "
                                  f"{excluded!r})")
+        memory_axes = tuple(_memory_axes(a) for a in arrays)
         if excluded_by is not None or flat_kind is None:
             layout = cls("tree", tuple(blocks), None, _fill_slots(tree, leaf_slot, fixed),
                          tuple(excluded))
         else:
             layout = cls(flat_kind, tuple(blocks),
                          type(params) if flat_kind == "sequence" else None)
+        layout.memory_axes = memory_axes
         flat = np.empty(offset, dtype=np.float64)
         for block, array in zip(blocks, arrays, strict=True):
             flat[block.offset : block.stop] = array.ravel()
@@ -537,6 +544,18 @@ def _user_stacklevel() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def _memory_axes(array: np.ndarray):
+    """The axes order ``ax`` such that ``array.transpose(ax)`` is C-contiguous, when
+    ``array`` is a permuted contiguous array other than C order (a transposed weight); else
+    None."""
+    if array.ndim < 2 or array.flags.c_contiguous:
+        return None
+    axes = tuple(int(a) for a in np.argsort([-s for s in array.strides], kind="stable"))
+    if not array.transpose(axes).flags.c_contiguous:
+        return None  # strided (a slice with steps), or broadcast: C order for fastgc's copy
+    return axes
 
 
 def _as_real_array(value, label) -> np.ndarray:

@@ -34,11 +34,16 @@ class LoopObjective(Objective):
         flat = type(cost).__module__.startswith("numba") and hasattr(cost, "py_func")
         self._cost = cost
         self._args = args
-        self._work = theta.copy()
         self._flat = flat
+        # Where each coordinate sits in the working vector: its own place, unless a block is
+        # laid out in memory as the user's array was (a transposed weight; ``_slots``).
+        self._slot = None if flat else _slots(layout)
+        self._work = theta.copy()
+        if self._slot is not None:
+            self._work[self._slot] = theta
         # A numba cost takes the flat vector (``flat=True``); any other cost the user's
         # structure, as views into the working vector.
-        self._params = self._work.view() if flat else layout.unflatten(self._work)
+        self._params = self._views(self._work)
         # The cost sees read-only views: a cost that modified its parameters in place would
         # shift every later point silently; a read-only view raises at the first write.
         views = [self._params] if flat else layout.leaves(self._params)
@@ -49,6 +54,21 @@ class LoopObjective(Objective):
         except CostError as exc:
             raise CostError(str(exc) + nonfinite_data_hint(args)) from None
         self.noise = rounding_noise(self.base_cost)
+
+    def _views(self, work):
+        """The structure the cost is called with: views into ``work``."""
+        if self._flat:
+            return work.view()
+        if self._slot is None:
+            return self.layout.unflatten(work)
+        views = []
+        for b, axes in zip(self.layout.blocks, self.layout.memory_axes, strict=True):
+            part = work[b.offset:b.stop]
+            if axes is None:
+                views.append(part.reshape(b.shape))
+            else:
+                views.append(part.reshape([b.shape[a] for a in axes]).transpose(np.argsort(axes)))
+        return self.layout.assemble(views)
 
     def _call(self, where) -> float:
         """One call of the cost. ``where`` is a string, or a callable that builds it: the
@@ -73,10 +93,11 @@ class LoopObjective(Objective):
         work, base = self._work, self.base_cost
         cost, params, args = self._cost, self._params, self._args
         indices, steps = np.asarray(index).tolist(), np.asarray(step, dtype=np.float64).tolist()
+        slots = indices if self._slot is None else self._slot[index].tolist()
         j, i, original = 0, -1, 0.0
         try:
             for j in range(n):
-                i = indices[j]
+                i = slots[j]
                 original = work[i]
                 work[i] = original + steps[j]
                 value = cost(params, *args)
@@ -104,7 +125,10 @@ class LoopObjective(Objective):
         out = np.empty(len(directions), dtype=np.float64)
         work = self._work
         for j, (indices, values) in enumerate(directions):
-            indices = _as_slice(indices)  # a whole block (or vector): a view, not a gather
+            if self._slot is None:
+                indices = _as_slice(indices)  # a whole block (or vector): a view, no gather
+            else:
+                indices = self._slot[indices]
             saved = work[indices].copy()
             work[indices] = saved + step[j] * values
             try:
@@ -115,15 +139,17 @@ class LoopObjective(Objective):
 
     def complex_at_coordinates(self, index, h):
         work = self._work.astype(np.complex128)
-        params = work.view() if self._flat else self.layout.unflatten(work)
+        params = self._views(work)
         out = np.empty(len(index))
+        slots = index if self._slot is None else self._slot[index]
         for j in range(len(index)):
-            i = int(index[j])
+            i = int(slots[j])
             original = work[i]
             work[i] = original + 1j * h
             try:
                 value = self._cost(params, *self._args)
-                out[j] = as_complex_imag(value, f"at {self.layout.coordinate_name(i)} + {h:g}i")
+                out[j] = as_complex_imag(value, f"at {self.layout.coordinate_name(int(index[j]))}"
+                                                f" + {h:g}i")
             finally:
                 work[i] = original
         return Deltas(out, np.zeros(len(out)), len(out))
@@ -138,4 +164,20 @@ def _as_slice(indices):
         if last - first + 1 == n and first >= 0 and np.all(np.diff(indices) == 1):
             return slice(first, last + 1)
     return indices
+
+
+def _slots(layout):
+    """None when every block is in C order (the usual case), else ``slot`` with
+    ``work[slot[k]]`` the working vector's place of coordinate ``k``: a block whose user array
+    was a transposed contiguous array is stored in that memory order, so that its view has the
+    user's strides (a matrix product on a transposed weight runs at another speed)."""
+    axes_of = getattr(layout, "memory_axes", None)
+    if axes_of is None or all(a is None for a in axes_of):
+        return None
+    slot = np.arange(layout.size, dtype=np.int64)
+    for b, axes in zip(layout.blocks, axes_of, strict=True):
+        if axes is not None:
+            order = np.arange(b.size).reshape([b.shape[a] for a in axes])
+            slot[b.offset:b.stop] = b.offset + order.transpose(np.argsort(axes)).ravel()
+    return slot
 

@@ -155,3 +155,35 @@ def test_check_layer_results_equal_the_check_of_the_hand_written_cost():
     direct = fastgc.check(cost, {"x": dx, "w": dw, "b": db}, {"x": x, "w": w, "b": b})
     for k in ("x", "w", "b"):
         assert result.numeric[k].tobytes() == direct.numeric[k].tobytes()
+
+
+def test_a_transposed_weight_reaches_the_cost_in_its_own_memory_order():
+    # The cost gets views laid out as the user's arrays (a transposed weight stays
+    # F-ordered, so its matrix products run as fast as on the user's own array), and each
+    # coordinate is still the entry it names: the gradient of sum(M * w) is M, not M.T.
+    rng = np.random.default_rng(4)
+    w = np.ascontiguousarray(rng.normal(size=(3, 5))).T  # (5, 3), F order
+    M = rng.normal(size=(5, 3))
+    v = rng.normal(size=4)
+    seen = []
+
+    def cost(p):
+        seen.append((p["w"].flags.f_contiguous, p["w"].flags.c_contiguous))
+        return float(np.sum(M * p["w"]) + np.sum(np.sin(p["v"])))
+
+    before = w.copy(order="A")
+    for method in ("central", "complex"):
+        if method == "complex":
+            def cost(p):  # noqa: F811  (complex-safe: no float())
+                seen.append((p["w"].flags.f_contiguous, p["w"].flags.c_contiguous))
+                return np.sum(M * p["w"]) + np.sum(np.sin(p["v"]))
+        result = fastgc.check(cost, {"w": M, "v": np.cos(v)}, {"w": w, "v": v},
+                              engine="loop", method=method)
+        assert result.passed, result.report()
+        # linear in w: only rounding, eps |J| / h ~ 1e-10; a transposed mapping is off by O(1)
+        np.testing.assert_allclose(result.numeric["w"], M, rtol=0, atol=1e-8)
+    d = fastgc.check(cost, {"w": M, "v": np.cos(v)}, {"w": w, "v": v}, engine="loop",
+                     directions=3)
+    assert d.passed, d.report()
+    assert set(seen) == {(True, False)}
+    assert w.tobytes(order="A") == before.tobytes(order="A") and w.flags.f_contiguous
