@@ -64,14 +64,22 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
 
+NOTEBOOKS = ["tutorials/exercise", "tutorials/numpy-layers", "tutorials/model",
+             "tutorials/torch-op", "tutorials/scipy-newton-cg", "tutorials/taylor",
+             "howto/notebooks-and-plots"]
+
 # -- HTML -----------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = "fastgc"
 html_static_path = ["_static"]
+html_css_files = ["fastgc.css"]
+# A plain ``` block (a report, a folder tree) is text, not Python.
+highlight_language = "none"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "secondary_sidebar_items": ["page-toc"],
+    # notebook pages hold wide code and reports: they get the width of the on-page contents
+    "secondary_sidebar_items": {"**": ["page-toc"], **{page: [] for page in NOTEBOOKS}},
     "footer_start": ["copyright"],
     "footer_end": [],
 }
