@@ -1,11 +1,14 @@
-"""fastgc for jax: check a function's ``custom_vjp`` / ``custom_jvp`` rules where jax runs it.
+"""JAX front end: check a function's ``custom_vjp`` / ``custom_jvp`` rules where jax runs it.
 
 Public API
 ----------
-check_vjp     the reverse-mode derivative jax runs for ``f(*args)`` (``jax.vjp``: a
-              ``custom_vjp``'s ``bwd``, a ``custom_jvp`` rule transposed, any jax code)
-check_jvp     the forward-mode derivative (``jax.linearize``: a ``custom_jvp`` rule as written)
-check_grads   a drop-in for ``jax.test_util.check_grads`` answering with fastgc's verdict
+check_vjp
+    the reverse-mode derivative jax runs for ``f(*args)`` (``jax.vjp``: a ``custom_vjp``'s
+    ``bwd``, a ``custom_jvp`` rule transposed, any jax code)
+check_jvp
+    the forward-mode derivative (``jax.linearize``: a ``custom_jvp`` rule as written)
+check_grads
+    a drop-in for ``jax.test_util.check_grads`` answering with fastgc's verdict
 
 This module imports jax; ``import fastgc`` does not import it.
 
@@ -563,8 +566,14 @@ def check_jvp(f, *args, cotangent=None, reference_dtype="auto", nondet_tol=0.0,
 
     Parameters
     ----------
-    f, *args, cotangent, reference_dtype, nondet_tol, batching, max_memory, exclude, **options
+    f : callable
+        As for :func:`check_vjp`.
+    *args
+        As for :func:`check_vjp`.
+    cotangent, reference_dtype, nondet_tol, batching, max_memory, exclude : optional
         As for :func:`check_vjp` (``cotangent`` weighs the outputs).
+    **options
+        As for :func:`check_vjp`.
 
     Returns
     -------
@@ -604,7 +613,7 @@ def check_grads(f, args, order=1, modes=("fwd", "rev"), atol=None, rtol=None, ep
         1, or higher for derivatives of derivatives.
     modes : tuple of {"fwd", "rev"}
         ``"fwd"``: :func:`check_jvp`; ``"rev"``: :func:`check_vjp`.
-    atol, rtol, eps
+    atol, rtol, eps : float, optional
         Accepted for compatibility and not used: fastgc chooses the step from the measured
         noise of the cost and the tolerance from its error model; float32 is judged in
         float32 with a float64 reference check, not with a looser tolerance.
