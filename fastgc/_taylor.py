@@ -89,7 +89,8 @@ class TaylorResult(Display):
     rates : ndarray
         ``log2(r_k / r_{k+1})`` between consecutive steps (one fewer than ``steps``).
     window : tuple of int
-        ``(start, stop)``: the steps the rate was fitted on, ``steps[start:stop]``.
+        ``(start, stop)``: the steps the rate was fitted on, ``steps[start:stop]`` (empty
+        when no rate was fitted).
     noise : float
         The measured standard deviation of the cost's noise near ``params`` (along ``h``).
     noise_floor : float
@@ -262,7 +263,7 @@ def _ladder(J, theta, h, J0, dJ, d2, sigma, max_halvings) -> dict:
                 "rounding (no rate to fit)"))
             return out
         halvings = len(steps) - 1
-        out.update(passed=False, message=(
+        out.update(passed=False, window=(0, 0), message=(
             f"the remainder reached the noise floor after {halvings} halving"
             f"{'s' if halvings != 1 else ''} (floor {floor0:.1e}, cost noise {sigma:.1e}, "
             f"{sigma / max(abs(J0), 1e-300):.0e} relative): the cost is too noisy for a "
@@ -271,7 +272,7 @@ def _ladder(J, theta, h, J0, dJ, d2, sigma, max_halvings) -> dict:
         return out
     if end - start < _MIN_WINDOW:
         shown = ", ".join(f"{x:.2f}" for x in rates[:stop - 1])
-        out.update(passed=False, message=(
+        out.update(passed=False, window=(0, 0), message=(
             f"the rates do not settle on the {stop} steps well above the noise floor "
             f"({shown}): the remainder does not shrink like a power of the step (a kink or a "
             "discontinuity along h?)"))
