@@ -16,7 +16,7 @@ mutation that breaks an import is no plausible bug). Tests that pin a constant
 mutations, the union of the guard tests runs once on the unmutated copy (the baseline): a test
 failing there would "kill" everything.
 
-    python bench/mutations.py                  # every mutation, its guard tests, -x (~3 min on 2 cores)
+    python bench/mutations.py                  # every mutation, its guards, -x (~3 min, 2 cores)
     python bench/mutations.py --only localise  # the mutations whose name or file contains this
     python bench/mutations.py --list           # the table, without running anything
     python bench/mutations.py --all-failures   # every failing guard test per mutation (slower)

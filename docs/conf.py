@@ -66,7 +66,7 @@ nb_merge_streams = True
 
 NOTEBOOKS = ["tutorials/exercise", "tutorials/numpy-layers", "tutorials/model",
              "tutorials/torch-op", "tutorials/scipy-newton-cg", "tutorials/taylor",
-             "howto/notebooks-and-plots"]
+             "howto/notebooks-and-plots", "howto/kinks", "howto/large-models"]
 
 # -- HTML -----------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
