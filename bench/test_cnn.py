@@ -18,10 +18,19 @@ Two rows in one group, a full central check of every parameter:
   coordinates, the loss's gradient, and the chain check; the verdict is asserted.
 
 ``extra_info["speedup"]`` on the layer-by-layer row is the extrapolated whole-model time over
-its median.
+its median. Its ``extra_info["floor_s"]`` is the floor of a layer-by-layer check: the layer
+forward passes it must run (two per parameter, two per checked input coordinate), each
+layer's forward timed bare in the same run at the input the model gives it (in C order, as
+``check_model`` records it; ``floor_user_layout_s`` at the layout the model itself produces);
+``ratio_to_floor`` is the median over it. Both are printed next to the time.
+
+Times are this process's CPU time (``time.process_time``): on the shared 2-core VM other
+processes' load moves wall time far more than CPU time. Run with BLAS on one thread
+(``OMP_NUM_THREADS=1``).
 """
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -164,9 +173,35 @@ def _layered(cnn):
                               grads=grads, dX=cnn["dX"])
 
 
+def _bare(fn, args, seconds=0.3):
+    """CPU seconds per call of ``fn(*args)`` (the mean over about ``seconds``)."""
+    fn(*args)
+    start, n = time.process_time(), 0
+    while True:
+        fn(*args)
+        n += 1
+        elapsed = time.process_time() - start
+        if elapsed > seconds:
+            return elapsed / n
+
+
+def floor_seconds(cnn, input_subset=256, contiguous=True):
+    """The layer forward passes a full layer-by-layer check runs, each timed bare at the
+    layer's recorded input: ``sum_l t_l (2 P_l + 2 min(input_subset, size of x_l))``."""
+    total, x = 0.0, cnn["X"]
+    for key, forward, _ in PAIRS:
+        params = cnn["params"].get(key, ())
+        evaluations = 2 * sum(p.size for p in params) + 2 * min(input_subset, x.size)
+        total += evaluations * _bare(forward, (x, *params))
+        x = forward(x, *params)[0]
+        x = np.ascontiguousarray(x) if contiguous else x
+    return total
+
+
+@pytest.mark.benchmark(timer=time.process_time)
 @pytest.mark.parametrize("how", ["whole-model-loop", "layer-by-layer"],
                          ids=lambda h: f"how={h}")
-def test_cnn(benchmark, cnn, how):
+def test_cnn(benchmark, cnn, how, capsys):
     run = _whole if how == "whole-model-loop" else _layered
     warm = run(cnn)  # warm-up (imports, caches), and the verdict outside the timing
     assert warm.passed, warm.report()
@@ -183,8 +218,18 @@ def test_cnn(benchmark, cnn, how):
             cnn["times"]["whole"] = info["extrapolated_s"]
         else:
             assert all(r.params is None or r.params.mode == "full" for r in result.layers)
+            floor = floor_seconds(cnn)
+            info.update(floor_s=floor, ratio_to_floor=median / floor,
+                        floor_user_layout_s=floor_seconds(cnn, contiguous=False))
+            line = (f"check_model {median:.2f} s CPU, floor {floor:.2f} s (x "
+                    f"{median / floor:.2f}; {info['floor_user_layout_s']:.2f} s at the model's "
+                    "own layout)")
             if "whole" in cnn["times"]:
                 info["speedup"] = cnn["times"]["whole"] / median
+                line += (f"; whole-model loop {cnn['times']['whole']:.1f} s extrapolated: "
+                         f"{info['speedup']:.0f}x")
+            with capsys.disabled():
+                print(f"\n  {line}")
             if os.environ.get("FASTGC_BENCH_RECORD") and "whole" in cnn["times"]:
                 _record(cnn, median, result.nfev)
         cnn["times"][how] = (median, info)
