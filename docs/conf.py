@@ -64,22 +64,25 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
 
-NOTEBOOKS = ["tutorials/exercise", "tutorials/numpy-layers", "tutorials/model",
+# Pages with wide code, reports or tables: they get the on-page contents' width.
+WIDE_PAGES = ["tutorials/exercise", "tutorials/numpy-layers", "tutorials/model",
              "tutorials/torch-op", "tutorials/scipy-newton-cg", "tutorials/taylor",
-             "howto/notebooks-and-plots", "howto/kinks", "howto/large-models"]
+             "howto/notebooks-and-plots", "howto/kinks", "howto/large-models",
+             "explanation/benchmarks"]
 
 # -- HTML -----------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = "fastgc"
 html_static_path = ["_static"]
 html_css_files = ["fastgc.css"]
+# Command-line options stay "--repeat", not an en dash; quotes and ellipses are still curled.
+smartquotes_action = "qe"
 # A plain ``` block (a report, a folder tree) is text, not Python.
 highlight_language = "none"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    # notebook pages hold wide code and reports: they get the width of the on-page contents
-    "secondary_sidebar_items": {"**": ["page-toc"], **{page: [] for page in NOTEBOOKS}},
+    "secondary_sidebar_items": {"**": ["page-toc"], **{page: [] for page in WIDE_PAGES}},
     "footer_start": ["copyright"],
     "footer_end": [],
 }

@@ -154,3 +154,16 @@ def test_module_functions_pass_numpydoc_validation(module):
         if errors:
             failures[name] = "; ".join(f"{c} {m}" for c, m in errors)
     assert not failures, failures
+
+
+def test_readme_is_a_landing_page_whose_links_reach_pages():
+    # the README is the site's front page (docs/index.md includes it): short, and every link
+    # into docs/ names a page that exists (the build would fail on a broken one, later)
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert len(links) >= 10, links
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing, missing
+    index = (ROOT / "docs" / "index.md").read_text()
+    assert "```{include} ../README.md" in index
