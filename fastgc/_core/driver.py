@@ -18,12 +18,20 @@ from typing import NamedTuple
 import numpy as np
 
 from fastgc._core.diagnosis import describe_localisation, diagnose, diagnose_factor
-from fastgc._core.kinks import find_kinks, one_sided_consistent
+from fastgc._core.kinks import find_kinks, one_sided_interval
 from fastgc._core.localise import localise_block
 from fastgc._core.plan import random_direction
 from fastgc._core.result import BlockResult, CheckResult, EntryTable
 from fastgc._core.schemes import central, central_step, coordinate_steps
-from fastgc._core.verdict import agree, block_norms, blocks_agree, relative_difference, score
+from fastgc._core.verdict import (
+    RESOLVABLE,
+    agree,
+    block_norms,
+    blocks_agree,
+    relative_difference,
+    score,
+    within_interval,
+)
 
 log = logging.getLogger(__name__)  # "fastgc._core.driver": a child of "fastgc"
 
@@ -48,6 +56,10 @@ class Measured:
     kinked: np.ndarray
     consistent: np.ndarray
     smooth: np.ndarray | None = None  # one-sided differences agree, far from the analytic
+    # kinks at the point whose analytic value lies outside the one-sided slopes (low, high)
+    inconclusive: np.ndarray | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
 
     def wrong(self, threshold: float) -> np.ndarray:
         """Items that fail on their own: beyond tolerance (smooth ones), or outside the
@@ -93,6 +105,8 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         diagnose_block = _DirectionDiagnosis(scheme, evaluator, problem, measured)
     blocks, localised = judge_blocks(problem.layout, measured, problem.threshold,
                                      diagnose_block)
+    if problem.threshold >= RESOLVABLE:
+        blocks = _vacuous(blocks, problem.threshold)
     smooth = ~measured.kinked
     notes = noise.notes(problem.threshold) + plan.notes(problem.layout, items)
     if problem.layout.excluded:
@@ -120,6 +134,7 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         ignored_keys=list(problem.ignored_keys),
         notes=notes,
         kinks=kinks,
+        inconclusive=[name for name, b in blocks.items() if b.inconclusive],
         threshold_rule=scheme.rule_text(problem.threshold),
         mode=plan.name,
         description=scheme.description,
@@ -157,6 +172,9 @@ def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -
     counts = np.bincount(block_of, minlength=n_blocks)
     kinks = np.bincount(block_of, weights=measured.kinked, minlength=n_blocks)
     inconsistent = np.bincount(block_of, weights=~measured.consistent, minlength=n_blocks)
+    undecided = (np.zeros(len(g), dtype=bool) if measured.inconclusive is None
+                 else measured.inconclusive)
+    n_undecided = np.bincount(block_of, weights=undecided, minlength=n_blocks)
     largest = np.zeros(n_blocks)
     np.maximum.at(largest, block_of[smooth], np.abs(g - a)[smooth])
     wrong = None
@@ -164,9 +182,12 @@ def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -
     for b_i, block in enumerate(layout.blocks):
         if counts[b_i] == 0:
             continue
-        ok = bool(passed[b_i]) and inconsistent[b_i] == 0
+        ok = bool(passed[b_i]) and inconsistent[b_i] == 0 and n_undecided[b_i] == 0
         found = Diagnosis("ok")
-        if not ok:
+        if not ok and passed[b_i] and inconsistent[b_i] == 0:
+            found = Diagnosis(_inconclusive_text(block, np.flatnonzero(
+                (block_of == b_i) & undecided), measured, diagnose_block))
+        elif not ok:
             wrong = measured.wrong(threshold) if wrong is None else wrong
             sel = np.flatnonzero(block_of == b_i)
             found = diagnose_block(b_i, block, sel, wrong)
@@ -174,8 +195,37 @@ def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -
         difference = float(gap[b_i] / scale[b_i]) if scale[b_i] > 0 else 0.0
         blocks[block.name] = BlockResult(
             block.name, block.shape, int(counts[b_i]), difference, ok, float(largest[b_i]),
-            float(noise[b_i]), found.text, found.nfev, kinks=int(kinks[b_i]))
+            float(noise[b_i]), found.text, found.nfev, kinks=int(kinks[b_i]),
+            inconclusive=int(n_undecided[b_i]) if not ok and found.text.startswith(
+                "inconclusive") else 0)
     return Judged(blocks, np.array(sorted(localised), dtype=np.int64))
+
+
+def _inconclusive_text(block, sel, measured, diagnose_block) -> str:
+    """Why a block has no verdict: kinks at the point outside their one-sided slopes."""
+    index = getattr(diagnose_block, "index", None)
+    shown = []
+    for j in sel[:3]:
+        name = (block.entry_name(int(index[j] - block.offset)) if index is not None
+                else f"item {int(j)}")
+        shown.append(f"{name}: analytic {measured.analytic[j]:.6g}, one-sided slopes "
+                     f"[{measured.low[j]:.6g}, {measured.high[j]:.6g}]")
+    more = f" and {len(sel) - 3} more" if len(sel) > 3 else ""
+    return (f"inconclusive: several pieces meet at the point in {len(sel)} entries (a kink at "
+            "theta itself, the one-sided slopes apart at every step); the chain rule's value "
+            "depends on the choice of derivative at the kink: " + "; ".join(shown) + more
+            + ". For a verdict, check at a point off the kink (e.g. the inputs shifted by a "
+            "small seeded random amount)")
+
+
+def _vacuous(blocks: dict, threshold: float) -> dict:
+    """Blocks judged at a threshold no difference can exceed get no verdict: the passed ones
+    become inconclusive (the failed ones failed even so)."""
+    text = (f"inconclusive: the cost's noise allows only a relative threshold of "
+            f"{threshold:.2g}, which no wrong gradient short of a sign error exceeds; use a "
+            "higher-precision cost, a larger eps, or method='richardson'")
+    return {name: (dataclasses.replace(b, passed=False, diagnosis=text, inconclusive=b.count)
+                   if b.passed else b) for name, b in blocks.items()}
 
 
 # ---- coordinates (full and subset plans) ---------------------------------------------------
@@ -183,13 +233,26 @@ def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured
     layout, theta, analytic = problem.layout, problem.theta, problem.analytic
     estimate = scheme.estimate(evaluator, theta, index, problem.eps)
     scheme.validate(evaluator, layout, theta, index, estimate, problem.rng)
-    kinked = np.zeros(len(index), dtype=bool)
-    consistent = np.ones(len(index), dtype=bool)
+    n = len(index)
+    kinked, inconclusive = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    consistent = np.ones(n, dtype=bool)
+    low, high = np.full(n, np.nan), np.full(n, np.nan)
     if scheme.looks_for_kinks:
         found = find_kinks(evaluator, scheme, analytic, index, estimate, problem.threshold)
         kinked, estimate = found.kinked, found.estimate
-        consistent[kinked] = one_sided_consistent(evaluator, analytic, index[kinked],
-                                                  estimate.step[kinked], problem.threshold)
+        consistent[kinked], low[kinked], high[kinked] = one_sided_interval(
+            evaluator, analytic, index[kinked], estimate.step[kinked], problem.threshold)
+        # Several pieces meet at the point (a kink at theta itself, the slopes apart at every
+        # step) and the analytic value lies outside them but between them and 0: what the
+        # chain rule gives with derivative 0 at each of several kinks (relu'(0) = 0 on an
+        # all-zero input row: units switched on by +h and by -h, none by the chain rule). Its
+        # value depends on the choice at the kink, so no verdict, not a failure; beyond 0 and
+        # the slopes no choice explains it, and it fails.
+        g = analytic[index]
+        inconclusive = (found.at_point & ~consistent
+                        & within_interval(g, np.minimum(low, 0.0), np.maximum(high, 0.0),
+                                          0.0, max(problem.threshold, 1e-6)))
+        consistent |= inconclusive
     smooth = None
     if estimate.forward is not None:
         # the one-sided slopes agree with each other ten times better than with the analytic
@@ -197,7 +260,7 @@ def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured
         gap = np.abs(estimate.forward - estimate.backward)
         smooth = gap <= 0.1 * np.abs(analytic[index] - estimate.numeric)
     return Measured(layout.block_index(index), analytic[index], estimate.numeric,
-                    estimate.error, kinked, consistent, smooth)
+                    estimate.error, kinked, consistent, smooth, inconclusive, low, high)
 
 
 class _CoordinateDiagnosis:
@@ -240,8 +303,13 @@ def _kink_notes(layout, index, measured) -> list[str]:
         return []
     names = [layout.coordinate_name(int(i)) for i in index[kinked][:5]]
     more = f" and {n_kinks - 5} more" if n_kinks > 5 else ""
-    verdict = ("all consistent" if consistent.all()
-               else f"{int((~consistent).sum())} inconsistent")
+    undecided = (0 if measured.inconclusive is None
+                 else int(np.count_nonzero(measured.inconclusive)))
+    parts = [f"{int((~consistent).sum())} inconsistent"] if not consistent.all() else []
+    if undecided:
+        parts.append(f"{undecided} inconclusive (kinks at the point, the analytic value outside "
+                     "the slopes)")
+    verdict = "; ".join(parts) if parts else "all consistent"
     return [f"{n_kinks} coordinate(s) not differentiable within the step (a kink crossed by "
             "the step or at the point itself, result.kinks lists each): "
             f"{', '.join(names)}{more}; judged against the one-sided differences instead: "

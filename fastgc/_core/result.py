@@ -64,6 +64,10 @@ class BlockResult:
         Cost evaluations spent localising the wrong entries (``directions`` mode).
     kinks : int
         Checked coordinates whose step crosses a kink (judged by one-sided differences).
+    inconclusive : int
+        Items with no verdict (``passed`` is False, but nothing was shown wrong): kinks at the
+        point whose analytic value lies outside the one-sided slopes, or every item when the
+        cost's noise allows no threshold that a wrong gradient could exceed. 0 otherwise.
     """
 
     name: str
@@ -76,6 +80,7 @@ class BlockResult:
     diagnosis: str
     localisation_nfev: int = 0
     kinks: int = 0
+    inconclusive: int = 0
 
 
 @dataclass
@@ -117,6 +122,10 @@ class CheckResult(Display):
     kinks : list of str
         Coordinates not differentiable within the step (a ReLU kink crossed), judged against
         one-sided differences instead of the threshold.
+    inconclusive : list of str
+        Blocks with no verdict (their diagnosis says why and what would give one); such a
+        block does not pass, so neither does the check, but the report says INCONCLUSIVE for
+        a check where nothing failed.
     threshold_rule : str
         How the verdict's tolerance was set, in words.
     mode : str
@@ -140,6 +149,7 @@ class CheckResult(Display):
     ignored_keys: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     kinks: list = field(default_factory=list)
+    inconclusive: list = field(default_factory=list)
     threshold_rule: str = ""
     mode: str = "full"
     description: str = ""
@@ -225,9 +235,14 @@ class CheckResult(Display):
         """
         if color is None:
             color = _use_color()
-        ok = _paint("passed", "32", color) if self.passed else _paint("FAILED", "31", color)
-        failing = sum(not b.passed for b in self.blocks.values())
+        failing = sum(not b.passed and not b.inconclusive for b in self.blocks.values())
+        undecided = sum(bool(b.inconclusive) for b in self.blocks.values())
+        ok = (_paint("passed", "32", color) if self.passed
+              else _paint("FAILED", "31", color) if failing
+              else _paint("INCONCLUSIVE", "33", color))
         verdict = (f"{failing} of {len(self.blocks)} blocks fail; " if failing else "")
+        if undecided:
+            verdict += f"{undecided} of {len(self.blocks)} blocks inconclusive; "
         lines = [
             f"fastgc check {ok}: {verdict}difference {self.difference:.3e} (threshold "
             f"{self.threshold:.1e})",
@@ -240,6 +255,8 @@ class CheckResult(Display):
         lines.append(f"  {'block':<{width}}  {'checked':>8}  {'difference':>10}  verdict")
         for b in self.blocks.values():
             verdict = (_paint("ok", "32", color) if b.passed
+                       else _paint("INCONCLUSIVE", "33", color) + "  " + b.diagnosis
+                       if b.inconclusive
                        else _paint("FAIL", "31", color) + "  " + b.diagnosis)
             lines.append(f"  {b.name:<{width}}  {b.count:>8}  {b.difference:>10.2e}  {verdict}")
         if not self.passed:

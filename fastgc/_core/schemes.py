@@ -167,8 +167,16 @@ class Richardson(Scheme):
         found = refine_suspects(objective, index[sel], coarse, np.ones(sel.size, dtype=bool),
                                 analytic[sel], threshold)
         kinked[sel], at_point[sel] = found.kinked, found.at_point
+        # Smooth at the central step, but the extrapolation disagreed with itself and with the
+        # (far more precise) central estimate: its larger steps crossed a kink
+        gap = np.abs(estimate.numeric[sel] - found.estimate.numeric)
+        spoilt = (self._uncertain(estimate)[sel]
+                  & (gap > SAFETY * found.estimate.error
+                     + threshold * (np.abs(estimate.numeric[sel])
+                                    + np.abs(found.estimate.numeric))))
+        kinked[sel] |= spoilt
         numeric, error, step = estimate.numeric.copy(), estimate.error.copy(), estimate.step.copy()
-        better = found.kinked | (found.estimate.error < error[sel])
+        better = kinked[sel] | (found.estimate.error < error[sel])
         numeric[sel[better]] = found.estimate.numeric[better]
         error[sel[better]] = found.estimate.error[better]
         step[sel[better]] = h[better]  # the one-sided rule steps from the central step

@@ -18,6 +18,10 @@ import numpy as np
 
 # How many times the estimated numerical error a discrepancy may be and still count as noise.
 SAFETY = 10.0
+# A relative threshold at or above this lets through every wrong gradient short of a sign
+# error (a relative difference is at most 1, a factor 2 gives 1/3): a check that needs one (a
+# cost too noisy for its step) is inconclusive, never passed.
+RESOLVABLE = 0.25
 _TINY = float(np.finfo(np.float64).tiny)
 
 
