@@ -21,6 +21,7 @@ from fastgc._check import check
 from fastgc._core.gradient_differences import (
     DEFAULT_THRESHOLDS,
     DESCRIPTIONS,
+    KINK_SHRINK,
     METHODS,
     Gradient,
     step_text,
@@ -211,6 +212,15 @@ def _probe_properties(apply, size, rng, threshold, linear: bool):
     return symmetry, PropertyResult("linearity", value, threshold, bool(passed), detail)
 
 
+def _kink_notes(gradient) -> list[str]:
+    if not gradient.kinks:
+        return []
+    n = gradient.kinks
+    return [f"{n} direction{'s' if n > 1 else ''} crossed a kink of the gradient at the default "
+            "step (its second difference did not shrink with the step, as a relu unit "
+            f"changing sign does): differenced again at 1/{int(KINK_SHRINK)} of it"]
+
+
 def _finish(kind, mode, method, eps, threshold, noise, gradient, probes, pairs, symmetry,
             linearity, numeric, ngev, nhvp, notes, start) -> HessianResult:
     g = np.concatenate([p.analytic.ravel() for p in probes])
@@ -353,7 +363,7 @@ def check_hvp(grad, hvp, params, *args, cost=None, directions=1, method="central
     pairs = _judge(layout, probes, threshold, matrix=False)
     _confirm_transposes(layout, pairs, probes, g, method, eps, noise)
     symmetry, linearity = _probe_properties(apply, layout.size, rng, threshold, linear=True)
-    notes = noise.notes(threshold)
+    notes = noise.notes(threshold) + _kink_notes(g)
     if layout.excluded:
         notes.append(f"excluded (held fixed): {', '.join(layout.excluded)}")
     return _finish("hvp", "directions", method, eps, threshold, noise, gradient_result,
@@ -623,7 +633,7 @@ def check_hessian(grad, hess, params, *args, cost=None, subset=None, directions=
     if symmetry is None:
         symmetry, linearity = _probe_properties(matrix.apply, layout.size, rng, threshold,
                                                 linear=matrix.kind == "operator")
-    notes = noise.notes(threshold) + notes
+    notes = noise.notes(threshold) + _kink_notes(g) + notes
     if mode == "subset":
         notes.append(f"subset check: {sum(p.V.shape[1] for p in probes)} of {layout.size} "
                      "columns differenced (unchecked columns are NaN in result.numeric)")

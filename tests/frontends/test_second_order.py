@@ -238,6 +238,53 @@ def test_nonlinear_and_affine_hvp_fail_linearity():
     assert not r.linearity.passed and "not zero for a zero vector" in r.linearity.detail
 
 
+def _kinked(offset=3e-6):
+    """J = a^2 + 1.5 b^2 + a b + 3 relu(a - c), with the kink c half a default step (6e-6 x
+    max(1, |a|), a one-entry block moves by exactly that) above a: the gradient jumps by 3
+    between theta - h v and theta + h v, and H = [[2, 1], [1, 3]] everywhere else."""
+    params = {"a": np.array([1.3]), "b": np.array([0.7])}
+    c = 1.3 + offset * 1.3
+
+    def grad(p):
+        a, b = p["a"], p["b"]
+        return {"a": 2 * a + b + 3.0 * (a > c), "b": 3 * b + a}
+
+    def hvp(p, v):
+        return {"a": 2 * v["a"] + v["b"], "b": v["a"] + 3 * v["b"]}
+
+    return params, grad, hvp
+
+
+def test_a_kink_of_the_gradient_within_the_step_is_differenced_again():
+    params, grad, hvp = _kinked()
+    r = fastgc.check_hvp(grad, hvp, params)
+    assert r.passed, r.report(color=False)
+    # the noise table crosses the kink too (a finer table, 6 more, tells it from noise); the
+    # direction on a is differenced once more at 1/16 of the step
+    assert r.ngev == 1 + 7 + 6 + 2 * 2 + 2
+    assert r.threshold == 1e-6  # not raised: the kink is not taken for noise
+    assert any("1 direction crossed a kink of the gradient" in n for n in r.notes)
+
+    def half(p, v):  # a wrong block is still found on the kinked problem
+        out = hvp(p, v)
+        out["b"] = out["b"] - 0.5 * v["a"]
+        return out
+
+    r = fastgc.check_hvp(grad, half, params)
+    assert failing(r) == {("b", "a")} and "H[b, a]" in r.message
+
+
+def test_a_steep_smooth_gradient_is_differenced_again_but_not_called_a_kink():
+    # g = exp(400 x) / 400: the second difference is h g'' / 2 g' = 1.2e-3 of the first at the
+    # default step, above the kink test's 1e-3; at 1/16 of the step it shrinks 16x, as a
+    # smooth gradient's does, so no kink is reported
+    r = fastgc.check_hvp(lambda p: {"x": np.exp(400 * p["x"]) / 400},
+                         lambda p, v: {"x": np.exp(400 * p["x"]) * v["x"]}, {"x": np.array([0.5])})
+    assert r.passed, r.report(color=False)
+    assert r.ngev == 1 + 7 + 2 + 2
+    assert not any("kink" in n for n in r.notes)
+
+
 # ---- modes, counts, precision ----------------------------------------------------------------
 def test_evaluation_counts():
     # 1 gradient at params, 7 for its noise, 2 per column (central)
