@@ -167,3 +167,23 @@ def test_readme_is_a_landing_page_whose_links_reach_pages():
     assert not missing, missing
     index = (ROOT / "docs" / "index.md").read_text()
     assert "```{include} ../README.md" in index
+
+
+def test_readme_report_is_what_check_prints():
+    # the landing page's report is fastgc's real output on the exercise's buggy backprop
+    # (the time aside), so a change of the report shows up on the front page too
+    from fastgc._exercise.original import (
+        backward_propagation_n,
+        exercise_data,
+        forward_propagation_n,
+    )
+
+    readme = (ROOT / "README.md").read_text()
+    shown = re.search(r"the report reads:\n\n```\n(.*?)```", readme, re.S).group(1).rstrip()
+    X, Y, parameters = exercise_data()
+    _, cache = forward_propagation_n(X, Y, parameters)
+    result = fastgc.check(fastgc.MLP([4, 5, 3, 1], "relu", "bce"),
+                          backward_propagation_n(X, Y, cache), parameters, X, Y)
+    printed = result.report(color=False)
+    untimed = re.compile(r"(cost evaluations), [^\n]*")
+    assert untimed.sub(r"\1", shown) == untimed.sub(r"\1", printed)
