@@ -478,6 +478,86 @@ def _fresh_args(args):
 
 
 # -- stateful layer objects ----------------------------------------------------------------------
+class _LeanState:
+    """The layer's state for the engine's evaluations of one ``check_module``.
+
+    A deep copy of the layer's state, made once (the template), with every array read-only.
+    Each evaluation installs a deep copy of the template in which the arrays are shared, not
+    copied: containers (lists an input is appended to, dicts, counters) are fresh, attributes
+    a forward rebinds are reset, the trainable parameters are the engine's read-only views
+    and the non-trainable ones (running statistics, which a forward may move in place) fresh
+    copies. What a forward cannot change is not copied; what it can change in place without
+    raising is.
+    """
+
+    def __init__(self, originals, ids, fixed):
+        self.active = True
+        self._originals, self._ids, self._fixed = originals, ids, fixed
+        self._p = None
+
+    def _template(self, p):
+        memo = {}
+        template = copy.deepcopy(self._originals, memo)
+        arrays = {id(v): v for v in memo.values() if type(v) is np.ndarray}
+        for a in arrays.values():
+            a.flags.writeable = False
+        # the template's copy of each parameter, by name
+        slots = {k: memo[i] for k, i in self._ids.items() if i in memo}
+        self._template_state, self._arrays, self._slots = template, arrays, slots
+        self._p = p
+        # Only the engine's read-only views: a forward cannot change them unnoticed. Other
+        # callers (the first call, on a copy of the inputs) take the full copy.
+        self._serves = all(isinstance(p[k], np.ndarray) and not p[k].flags.writeable
+                           for k in ("X", *slots) if k not in self._fixed)
+
+    def serves(self, p) -> bool:
+        if p is not self._p:
+            self._template(p)
+        return self._serves
+
+    def install(self, layer, p):
+        """Put a fresh state into ``layer`` with ``p``'s parameters; {name: the array the
+        forward must still hold afterwards} for the trainable ones."""
+        memo = dict(self._arrays)
+        views = {}
+        for k, slot in self._slots.items():
+            if k in self._fixed:
+                memo[id(slot)] = np.array(p[k])  # may move in place: a fresh copy
+            else:
+                memo[id(slot)] = views[k] = p[k]
+        state = _fresh(self._template_state, memo)
+        layer.__dict__.clear()
+        layer.__dict__.update(state)
+        return views
+
+
+_ATOMIC = (type(None), bool, int, float, complex, str, bytes, np.generic)
+
+
+def _fresh(value, memo):
+    """``copy.deepcopy(value, memo)``, with the builtin containers of a layer's state copied
+    by hand (several times faster); arrays are the memo's (shared when it maps them to
+    themselves), other objects go to ``copy.deepcopy`` with the same memo."""
+    kind = type(value)
+    if kind is np.ndarray or kind in _ATOMIC:
+        return memo.get(id(value), value)
+    seen = memo.get(id(value))
+    if seen is not None:
+        return seen
+    if kind is dict:
+        new = memo[id(value)] = {}
+        for k, v in value.items():
+            new[k] = _fresh(v, memo)
+        return new
+    if kind is list:
+        new = memo[id(value)] = []
+        new.extend(_fresh(v, memo) for v in value)
+        return new
+    if kind is tuple:
+        return tuple(_fresh(v, memo) for v in value)
+    return copy.deepcopy(value, memo)
+
+
 def _attribute(layer, name):
     value = getattr(layer, name)
     return value() if callable(value) else value
@@ -495,11 +575,14 @@ def check_module(layer, X, *args, exclude=None, cotangent=None, parameters="para
     Parameters
     ----------
     layer : object
-        The layer. Every evaluation runs on a deep copy of its state (``__dict__``) with the
+        The layer. Every evaluation runs on a fresh copy of its state (``__dict__``) with the
         perturbed parameters written in, so inputs appended to lists, running statistics and
         accumulated gradients never leak from one evaluation into the next; accumulated
-        gradients are zeroed before the analytic backward. Afterwards the layer holds exactly
-        the objects it held before.
+        gradients are zeroed before the analytic backward. The perturbed evaluations share
+        read-only copies of the state's arrays (made once) and copy only its containers and
+        the non-trainable entries; a forward that writes into an array of its state in place
+        gets a full deep copy per call instead. Afterwards the layer holds exactly the
+        objects it held before.
     X : array
         The layer's input, checked as block ``"X"``.
     *args
@@ -573,7 +656,14 @@ def check_module(layer, X, *args, exclude=None, cotangent=None, parameters="para
         layer.__dict__.update(state)
         return memo
 
-    def forward(p, *f_args):
+    def moved(k):
+        return ValueError(
+            f"layer.forward replaced or changed parameter {k!r}: a non-trainable "
+            f"entry (running statistics: pass exclude={[k]!r}), or a lazy "
+            "initialisation on the first call (run one forward before checking, so "
+            "that the parameters checked are the ones forward uses)")
+
+    def full_forward(p, *f_args):
         memo = install(p)
         out = layer.forward(np.array(p["X"]), *f_args)
         now = _attribute(layer, parameters)
@@ -581,15 +671,34 @@ def check_module(layer, X, *args, exclude=None, cotangent=None, parameters="para
             if k in fixed:
                 continue  # a non-trainable entry (running statistics) may move
             if now.get(k) is not memo[ids[k]] or not np.array_equal(now[k], p[k]):
-                raise ValueError(
-                    f"layer.forward replaced or changed parameter {k!r}: a non-trainable "
-                    f"entry (running statistics: pass exclude={[k]!r}), or a lazy "
-                    "initialisation on the first call (run one forward before checking, so "
-                    "that the parameters checked are the ones forward uses)")
+                raise moved(k)
         return out
 
+    lean = _LeanState(originals, ids, fixed)
+
+    def forward(p, *f_args):
+        # The engine's points: the state rebuilt around shared read-only arrays (see
+        # _LeanState) instead of a deep copy of every array per call. A forward that writes
+        # into an array of its state in place meets a read-only array, and the check goes on
+        # with a full copy per call (this call included).
+        if lean.active and lean.serves(p):
+            try:
+                views = lean.install(layer, p)
+                out = layer.forward(p["X"], *f_args)
+            except ValueError as exc:
+                if "read-only" not in str(exc):
+                    raise
+                lean.active = False
+            else:
+                now = _attribute(layer, parameters)
+                for k, view in views.items():
+                    if now.get(k) is not view:
+                        raise moved(k)
+                return out
+        return full_forward(p, *f_args)
+
     def vjp(p, c, *v_args):
-        forward(p, *v_args)
+        full_forward(p, *v_args)  # backward may write into the state: a full copy
         for g in _attribute(layer, gradients).values():
             if isinstance(g, np.ndarray) and g.flags.writeable:
                 g[...] = 0.0  # gradients that accumulate across backward calls
