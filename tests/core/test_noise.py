@@ -154,3 +154,26 @@ def test_a_float32_numba_cost():
     assert any("~float32 precision" in n for n in result.notes)
     grad[:30] *= 2
     assert not fastgc.check(cost, grad, theta, X, C).passed
+
+
+def test_a_kink_at_the_point_is_not_taken_for_noise():
+    # relu at exactly zero in three coordinates: the noise table (every coordinate moved at
+    # once) crosses the kinks and its higher differences fill, as low-precision noise would.
+    # A table 10 times finer tells them apart: a kink's differences shrink with the spacing.
+    # Taken for noise, the kinks would report "~float32 precision", raise the threshold ~25x
+    # and let a 1e-4 relative error in a smooth coordinate pass.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(20)
+    x[[2, 5, 11]] = 0.0
+
+    def cost(v):
+        return float(np.sum(np.maximum(v, 0.0)) + 0.5 * np.sum(v * v))
+
+    grad = (x > 0).astype(float) + x  # the subgradient 0 at the kinks
+    correct = fastgc.check(cost, grad, x)
+    assert correct.passed and correct.threshold == 1e-6
+    assert not any("precision" in n for n in correct.notes)
+    wrong = grad.copy()
+    wrong[0] *= 1 + 1e-4
+    result = fastgc.check(cost, wrong, x)
+    assert not result.passed
