@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastgc._core.result import CheckResult, nonzero_failures
+from fastgc._core.validate import non_negative_float, one_of
 
 # Points per batched call at most; the memory budget below usually binds first.
 MAX_BATCH = 1024
@@ -186,8 +187,6 @@ def excluded(names, exclude) -> set:
 def validate(options, reference_dtype, batching, nondet_tol, framework, float64=()):
     """The options every front end takes, named when wrong (``float64``: the framework's own
     float64 dtype objects, accepted as ``reference_dtype``)."""
-    import math
-
     if "workers" in options and options["workers"] not in (None, 1):
         raise ValueError(f"workers= is not supported by fastgc.{framework}: the evaluations "
                          "run where the arrays are (batched with vmap)")
@@ -195,11 +194,8 @@ def validate(options, reference_dtype, batching, nondet_tol, framework, float64=
             or any(reference_dtype is d for d in float64)):
         raise ValueError(f"reference_dtype must be 'auto', 'float64' or None, not "
                          f"{reference_dtype!r}")
-    if batching not in BATCHING:
-        raise ValueError(f"batching must be one of {BATCHING}, not {batching!r}")
-    if isinstance(nondet_tol, bool) or not isinstance(nondet_tol, (int, float)) or not (
-            nondet_tol >= 0 and math.isfinite(nondet_tol)):
-        raise ValueError(f"nondet_tol must be a non-negative float, not {nondet_tol!r}")
+    one_of(batching, "batching", BATCHING)
+    non_negative_float(nondet_tol, "nondet_tol")
 
 
 def choose_batching(backend, batching, layout, params, seed, vmap_name) -> list[str]:

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fastgc._core.validate import integer
 from fastgc._framework import (
     MAX_LOOP_CHUNK,
     FrameworkResult,
@@ -631,8 +632,7 @@ def check_grads(f, args, order=1, modes=("fwd", "rev"), atol=None, rtol=None, ep
     >>> fastgc.jax.check_grads(jnp.tanh, (jnp.linspace(-2.0, 2.0, 5),), order=1)
     """
     del atol, rtol, eps  # see the docstring
-    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
-        raise ValueError(f"order must be a positive int, not {order!r}")
+    order = integer(order, "order", "of the derivatives checked")
     if isinstance(modes, str) or not set(modes) <= {"fwd", "rev"} or not modes:
         raise ValueError(f"modes must hold 'fwd' and/or 'rev', not {modes!r}")
     args = tuple(args)

@@ -13,8 +13,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["bool_flag", "count_or_fraction", "integer", "is_int", "is_real", "one_of",
-           "positive_float", "random_generator"]
+__all__ = ["bool_flag", "count_or_fraction", "integer", "is_int", "is_real",
+           "non_negative_float", "one_of", "positive_float", "random_generator"]
 
 
 def is_int(value) -> bool:
@@ -50,6 +50,16 @@ def positive_float(value, name: str, none: bool = False) -> float | None:
     value = float(value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite float, not {value}")
+    return value
+
+
+def non_negative_float(value, name: str) -> float:
+    """``value`` as a finite float >= 0 (a tolerance that may be zero)."""
+    if not is_real(value):
+        raise TypeError(f"{name} must be a non-negative float, not {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a non-negative finite float, not {value}")
     return value
 
 

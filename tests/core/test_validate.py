@@ -170,3 +170,26 @@ def test_workers_and_seed_are_validated_alike():
     for front in ("check", "check_hvp", "taylor_test", "check_scipy"):
         with pytest.raises(TypeError, match="seed must be an int, a SeedSequence"):
             calls[front](seed="x")
+
+
+def test_non_negative_float():
+    assert validate.non_negative_float(0, "tol") == 0.0
+    assert validate.non_negative_float(np.float32(1e-3), "tol") == pytest.approx(1e-3)
+    for wrong in (-1e-9, np.inf, np.nan):
+        with pytest.raises(ValueError, match=r"^tol must be a non-negative finite float, not"):
+            validate.non_negative_float(wrong, "tol")
+    for wrong in (True, "0", None):
+        with pytest.raises(TypeError, match=r"^tol must be a non-negative float, not "):
+            validate.non_negative_float(wrong, "tol")
+
+
+def test_framework_options_through_the_same_validators():
+    from fastgc._framework import validate as framework_options
+
+    with pytest.raises(TypeError, match="nondet_tol must be a non-negative float, not str"):
+        framework_options({}, "auto", "auto", "0", "torch")
+    with pytest.raises(ValueError, match="nondet_tol must be a non-negative finite float"):
+        framework_options({}, "auto", "auto", -1.0, "torch")
+    with pytest.raises(ValueError, match=r"batching must be one of \('auto', "):
+        framework_options({}, "auto", "fast", 0.0, "torch")
+    framework_options({}, "auto", "loop", 0, "torch")  # valid: nothing raised
