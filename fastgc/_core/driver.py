@@ -30,6 +30,7 @@ from fastgc._core.verdict import (
     blocks_agree,
     relative_difference,
     score,
+    tolerance,
     within_interval,
 )
 
@@ -197,7 +198,9 @@ def judge_blocks(layout, measured: Measured, threshold: float, diagnose_block) -
             block.name, block.shape, int(counts[b_i]), difference, ok, float(largest[b_i]),
             float(noise[b_i]), found.text, found.nfev, kinks=int(kinks[b_i]),
             inconclusive=int(n_undecided[b_i]) if not ok and found.text.startswith(
-                "inconclusive") else 0)
+                "inconclusive") else 0,
+            tolerance=float(tolerance(scale[b_i], noise[b_i], threshold) / scale[b_i])
+            if scale[b_i] > 0 else float("inf"))
     return Judged(blocks, np.array(sorted(localised), dtype=np.int64))
 
 

@@ -68,6 +68,10 @@ class BlockResult:
         Items with no verdict (``passed`` is False, but nothing was shown wrong): kinks at the
         point whose analytic value lies outside the one-sided slopes, or every item when the
         cost's noise allows no threshold that a wrong gradient could exceed. 0 otherwise.
+    tolerance : float
+        The block's effective relative tolerance: the largest ``difference`` that passes,
+        ``threshold`` plus the error term (10 x the error norm over ``||g|| + ||a||``); inf
+        where both gradients are zero, NaN where not computed.
     """
 
     name: str
@@ -81,6 +85,7 @@ class BlockResult:
     localisation_nfev: int = 0
     kinks: int = 0
     inconclusive: int = 0
+    tolerance: float = float("nan")
 
 
 @dataclass
@@ -243,9 +248,15 @@ class CheckResult(Display):
         verdict = (f"{failing} of {len(self.blocks)} blocks fail; " if failing else "")
         if undecided:
             verdict += f"{undecided} of {len(self.blocks)} blocks inconclusive; "
+        # The error term decides where it adds more than the threshold itself: say how much
+        tolerances = [b.tolerance for b in self.blocks.values() if np.isfinite(b.tolerance)]
+        allowed = (f" + error term, up to {max(tolerances):.1e} relative"
+                   if tolerances and max(tolerances) > 2 * self.threshold else "")
+        kinked = (f"; {len(self.kinks)} kinked coordinates judged by their one-sided slopes, "
+                  "not in the difference" if self.kinks else "")
         lines = [
             f"fastgc check {ok}: {verdict}difference {self.difference:.3e} (threshold "
-            f"{self.threshold:.1e})",
+            f"{self.threshold:.1e}{allowed}){kinked}",
             f"  {self.mode} check, {self.description} ({self.step}), engine {self.engine}, "
             f"{self.nfev} cost evaluations, {_seconds(self.seconds)}",
         ]

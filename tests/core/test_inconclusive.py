@@ -150,3 +150,28 @@ def test_a_real_bug_on_the_zero_row_is_caught_at_a_shifted_point():
     wrong = fastgc.check_layer(_relu_forward, _relu_backward_with_a_bug, (shifted, w, b))
     assert not wrong.passed and wrong.inconclusive == [], wrong.report(color=False)
     assert not wrong.blocks["x"].passed and "x[0, 1]" in wrong.blocks["x"].diagnosis
+
+
+# ---- the report says what decided ---------------------------------------------------------
+def test_the_header_shows_the_error_term_where_it_decides_and_counts_the_kinks():
+    # Brown's badly scaled function at its start (J ~ 1e12): the rounding term, not the 1e-6
+    # threshold, sets the tolerance; the header says so
+    def brown(x):
+        return float((x[0] - 1e6) ** 2 + (x[1] - 2e-6) ** 2 + (x[0] * x[1] - 2) ** 2)
+
+    def brown_grad(x):
+        r3 = x[0] * x[1] - 2
+        return np.array([2 * (x[0] - 1e6) + 2 * r3 * x[1], 2 * (x[1] - 2e-6) + 2 * r3 * x[0]])
+
+    x = np.ones(2)
+    result = fastgc.check(brown, brown_grad(x), x)
+    assert result.passed
+    header = result.report(color=False).splitlines()[0]
+    assert "(threshold 1.0e-06 + error term, up to " in header
+    tolerance = result.blocks["params"].tolerance
+    assert tolerance > 2e-6 and f"{tolerance:.1e}" in header
+    # kinked coordinates are left out of the difference: the header counts them
+    x, w, b = _zero_row_layer()
+    layer = fastgc.check_layer(_relu_forward, _relu_backward, (x, w, b))
+    assert (f"; {len(layer.kinks)} kinked coordinates judged by their one-sided slopes"
+            in layer.report(color=False).splitlines()[0])
