@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ft = pytest.importorskip("fastgc.torch")
 
+import torch.nn.functional as F  # noqa: E402
 import torch_ops as ops  # noqa: E402  (after the importorskip)
 from torch.autograd.gradcheck import GradcheckError  # noqa: E402
 
@@ -303,6 +304,21 @@ GRADCHECK_CASES = {  # name: (func, inputs, keywords); torch is right on these
                    tuple(_inputs([(1, 2, 6, 6), (3, 2, 3, 3)], F64)), {"atol": 1e-4}),
     "dropped term": (*_ln("dropped term"), {"eps": 1e-6, "rtol": 1e-3}),
     "one tensor": (torch.tanh, torch.rand(3, 2, dtype=F64, requires_grad=True), {}),
+    # the shapes of call torch's own test suites use: several inputs, a non-tensor argument,
+    # an input without grad, several outputs (one of them integer), delegated extra checks
+    "linear": (F.linear, tuple(_inputs([(3, 4), (5, 4), (5,)], F64)), {}),
+    "int argument": (lambda x, n: x ** n, (_inputs([(3, 4)], F64)[0], 3), {}),
+    "input without grad": (lambda x, y: x * y, (_inputs([(3, 4)], F64)[0],
+                                                torch.ones(3, 4, dtype=F64)), {}),
+    "two outputs": (lambda x: (x.sin(), x.cos().sum(0), torch.arange(3)),
+                    (_inputs([(3, 4)], F64)[0],), {}),
+    "forward ad delegated": (torch.sin, (_inputs([(3, 4)], F64)[0],),
+                             {"check_forward_ad": True}),
+    "batched grad delegated": (torch.tanh, (_inputs([(3, 4)], F64)[0],),
+                               {"check_batched_grad": True}),
+    "wrong old-style fast": (ops.make_rnn("transposed", old_style=True).apply,
+                             tuple(_inputs([(3, 4), (3, 5), (4, 5), (5, 5), (5,)], F64)),
+                             {"fast_mode": True}),
 }
 
 
