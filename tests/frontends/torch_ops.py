@@ -95,6 +95,9 @@ def make_attention(bug=None, old_style=False):
         dk = ds.transpose(-1, -2) @ q
         if bug == "factor 2":
             dv = 2 * dv
+        if bug == "entry 1e-3":
+            dq = dq.clone()
+            dq[..., 0, 0] = dq[..., 0, 0] * (1 + 1e-3)
         return dq, dk, dv
 
     return _function("Attention", forward, backward, old_style)
