@@ -224,7 +224,8 @@ def _table(request):
              else float("nan"))
         verdict = "-" if r["passed"] is None else ("pass" if r["passed"] else "FAIL")
         lines.append(f"{r['case']:22} {r['version']:18} {r['contender']:15} "
-                     f"{r['cold']:7.3f} {r['seconds']:9.3f} {t:9.2f} {r['peak_mib']:9.1f} {m:9.2f}  {verdict}")
+                     f"{r['cold']:7.3f} {r['seconds']:9.3f} {t:9.2f} {r['peak_mib']:9.1f} "
+                     f"{m:9.2f}  {verdict}")
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print("\n" + "\n".join(lines))
