@@ -1,5 +1,5 @@
 """Adding a method is one Scheme class and one SCHEMES entry; adding an engine is one module and
-one _ENGINE_CLASSES line: nothing else in fastgc changes (README, "Architecture")."""
+one _ENGINE_CLASSES line: nothing else in fastgc changes (docs/explanation/architecture.md)."""
 
 import numpy as np
 import pytest
