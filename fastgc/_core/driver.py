@@ -61,6 +61,7 @@ class Measured:
     inconclusive: np.ndarray | None = None
     low: np.ndarray | None = None
     high: np.ndarray | None = None
+    notes: tuple = ()  # what the scheme's estimate says about its steps (a domain edge)
 
     def wrong(self, threshold: float) -> np.ndarray:
         """Items that fail on their own: beyond tolerance (smooth ones), or outside the
@@ -109,7 +110,8 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
     if problem.threshold >= RESOLVABLE:
         blocks = _vacuous(blocks, problem.threshold)
     smooth = ~measured.kinked
-    notes = noise.notes(problem.threshold) + plan.notes(problem.layout, items)
+    notes = (noise.notes(problem.threshold) + list(measured.notes)
+             + plan.notes(problem.layout, items))
     if problem.layout.excluded:
         notes.append(f"excluded (not checked): {', '.join(problem.layout.excluded)}")
     if plan.items == "coordinates":
@@ -263,7 +265,8 @@ def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured
         gap = np.abs(estimate.forward - estimate.backward)
         smooth = gap <= 0.1 * np.abs(analytic[index] - estimate.numeric)
     return Measured(layout.block_index(index), analytic[index], estimate.numeric,
-                    estimate.error, kinked, consistent, smooth, inconclusive, low, high)
+                    estimate.error, kinked, consistent, smooth, inconclusive, low, high,
+                    tuple(getattr(estimate, "notes", ())))
 
 
 class _CoordinateDiagnosis:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastgc._core.verdict import agree
+from fastgc._errors import CostError
 
 _EPS = np.finfo(np.float64).eps
 
@@ -51,6 +52,11 @@ class Estimate:
     nfev : int
         Cost evaluations the estimate took, as the objective reported them (0 where the
         estimator does not count them).
+    one_sided : ndarray of bool or None
+        Coordinates estimated from one side only (the cost is not finite on the other, within
+        any step): no kink follow-up steps there.
+    notes : tuple of str
+        What the report should say about the steps (a domain edge met).
     """
 
     numeric: np.ndarray
@@ -60,6 +66,8 @@ class Estimate:
     forward: np.ndarray | None = None
     backward: np.ndarray | None = None
     nfev: int = 0
+    one_sided: np.ndarray | None = None
+    notes: tuple = ()
 
     def __post_init__(self):
         if self.first_step is None:
@@ -99,6 +107,92 @@ def central(objective, index: np.ndarray, step: np.ndarray) -> Estimate:
     numeric = (d.values[:n] - d.values[n:]) / (2 * step)
     return Estimate(numeric, (d.noise[:n] + d.noise[n:]) / (2 * step), step,
                     forward=d.values[:n] / step, backward=-d.values[n:] / step, nfev=d.nfev)
+
+
+# Halvings of a step towards a domain edge before the side is taken as closed (2^-60 h).
+_EDGE_HALVINGS = 60
+
+
+def central_at_edges(objective, index: np.ndarray, step: np.ndarray, names=None) -> Estimate:
+    """:func:`central`, where the cost may be undefined (NaN, inf) close to theta.
+
+    A cost undefined on one side of a coordinate within the step (``log(sigma)`` at
+    ``sigma = 1e-7``, a probability next to 0) gets the step cut: the open side's distance to
+    the edge is found by halving, and the central difference is taken at the default relative
+    step of that distance, which sees the function on its own scale. A coordinate with no
+    finite point on one side at any distance (theta on the edge) gets a one-sided difference
+    on the other, extrapolated over h and h/2, ``2 D(h/2) - D(h)``, with a quarter of
+    ``|D(h/2) - D(h)|`` added to its rounding as the truncation it may still miss. Without an
+    edge this is :func:`central` (one batched request); with one, the evaluations are made one
+    point at a time. Raises the first ``CostError`` when a coordinate has no finite side.
+    ``names(i)`` names a coordinate in the notes.
+    """
+    try:
+        return central(objective, index, step)
+    except CostError as exc:
+        first = exc
+    nfev = [0]
+
+    def value(k, s):
+        try:
+            d = objective.at_coordinates(np.array([k], dtype=np.int64), np.array([s]))
+        except CostError:
+            nfev[0] += 1
+            return None
+        nfev[0] += d.nfev
+        return float(d.values[0]), float(d.noise[0])
+
+    n = len(index)
+    step = np.array(step, dtype=np.float64)
+    side = np.zeros(n)  # 0: both sides; +1 / -1: only that side is open
+    shrunk = []
+    for j in range(n):
+        k, h = int(index[j]), float(step[j])
+        closed = [s for s in (1.0, -1.0) if value(k, s * h) is None]
+        if not closed:
+            continue
+        if len(closed) == 2:
+            raise first
+        s, t = closed[0], h
+        for _ in range(_EDGE_HALVINGS):
+            t /= 2
+            if value(k, s * t) is not None:
+                break
+        else:
+            side[j] = -s  # theta on the edge: the other side only
+            continue
+        step[j] = DEFAULT_CENTRAL_STEP * t  # t: a finite point within 2x of the edge
+        shrunk.append(j)
+    numeric, error = np.zeros(n), np.zeros(n)
+    forward, backward = np.zeros(n), np.zeros(n)
+    two = np.flatnonzero(side == 0)
+    if two.size:
+        est = central(objective, index[two], step[two])
+        nfev[0] += est.nfev
+        numeric[two], error[two] = est.numeric, est.error
+        forward[two], backward[two] = est.forward, est.backward
+    one = np.flatnonzero(side != 0)
+    for j in one:
+        k, h = int(index[j]), float(side[j] * step[j])
+        (v1, n1), (v2, n2) = value(k, h), value(k, h / 2)
+        coarse, fine = v1 / h, v2 / (h / 2)
+        numeric[j] = 2 * fine - coarse
+        error[j] = (4 * n2 + n1) / abs(h) + 0.25 * abs(fine - coarse)
+        forward[j] = backward[j] = numeric[j]
+    label = names if names is not None else (lambda i: f"coordinate {i}")
+    notes = []
+    if shrunk:
+        listed = ", ".join(f"{label(int(index[j]))} (step {step[j]:.2g})" for j in shrunk[:5])
+        notes.append(f"the cost is not finite within the default step of {len(shrunk)} "
+                     "coordinate(s): central steps there at the scale of the distance to "
+                     f"where it is undefined: {listed}")
+    if one.size:
+        listed = ", ".join(f"{label(int(index[j]))} ({'+' if side[j] > 0 else '-'} side)"
+                           for j in one[:5])
+        notes.append(f"one-sided differences (extrapolated over h and h/2) at {one.size} "
+                     f"coordinate(s) where the cost is not finite on the other side: {listed}")
+    return Estimate(numeric, error, step, forward=forward, backward=backward, nfev=nfev[0],
+                    one_sided=side != 0, notes=tuple(notes))
 
 
 def central_directions(objective, directions, step: np.ndarray) -> Estimate:

@@ -55,6 +55,8 @@ def find_kinks(objective, scheme, analytic, index, estimate, threshold: float) -
     """
     failing = ~agree(analytic[index], estimate.numeric, estimate.error, threshold)
     suspects = scheme.kink_suspects(failing, estimate)
+    if getattr(estimate, "one_sided", None) is not None:
+        suspects = suspects & ~estimate.one_sided  # no steps towards the closed side
     none = np.zeros(len(index), dtype=bool)
     sel = np.flatnonzero(suspects)
     if sel.size == 0:
@@ -116,11 +118,11 @@ def refine_suspects(objective, index, coarse, suspects, analytic, threshold: flo
     g = analytic[sel]
     h = coarse.step[sel]
     f1, b1 = coarse.forward[sel], coarse.backward[sel]
-    # theta + h is rounded to a float: the step taken differs from h by up to eps |theta|,
+    # theta + h is rounded to a float: the step taken differs from h by up to eps |theta + h|,
     # which moves each one-sided slope by that fraction of itself. Negligible where the
     # gradient is (slopes ~ g), it dominates at a minimiser (slopes ~ +-h J''/2 >> g ~ 0).
     theta = getattr(objective, "theta", None)
-    size = np.maximum(1.0, np.abs(theta[index[sel]])) if theta is not None else h * 1e5
+    size = np.abs(theta[index[sel]]) + h if theta is not None else h * 1e5  # |theta + h|
     slip = _EPS * size / h * (np.abs(f1) + np.abs(b1))
     d1, e1 = coarse.numeric[sel], coarse.error[sel] + slip
     quarter = central(objective, index[sel], h / 4)

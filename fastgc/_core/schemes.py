@@ -20,6 +20,7 @@ from fastgc._core.estimators import (
     DirectionalCheck,
     Estimate,
     central,
+    central_at_edges,
     central_directions,
     central_step,
     complex_step,
@@ -115,8 +116,12 @@ class Central(Scheme):
     default_threshold = 1e-6
 
     def estimate(self, objective, theta, index, eps):
-        return central(objective, index,
-                       coordinate_steps(theta, index, eps, central_step(objective)))
+        steps = coordinate_steps(theta, index, eps, central_step(objective))
+        if eps is not None:
+            # the user's step is kept: a cost undefined within it is reported, not avoided
+            return central(objective, index, steps)
+        return central_at_edges(objective, index, steps,
+                                getattr(objective, "coordinate_name", None))
 
     def black_box_kinks(self, objective, index, estimate, suspects, analytic, threshold):
         # The one-sided slopes are already there; smaller steps tell a kink from curvature and

@@ -97,6 +97,7 @@ class Evaluator:
         self._workers = workers
         self.name = engine.name
         self.theta = engine.theta  # the point (read-only use: the step's own rounding)
+        self.coordinate_name = engine.layout.coordinate_name  # for the schemes' notes
         self.exact_complex = engine.exact_complex
         self.nfev = engine.setup_nfev + cost_noise.nfev
         self.cost_noise = cost_noise
