@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     parser.add_argument("out", nargs="?", default="/work/screens")
     parser.add_argument("--build", default=str(HERE / "_build" / "html"))
     args = parser.parse_args(argv)
-    build, out = Path(args.build), Path(args.out)
+    build, out = Path(args.build).resolve(), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, (rel, screens) in PAGES.items():
         page = build / rel
