@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from fastgc._core.driver import Problem, run
 from fastgc._core.layout import Layout
 from fastgc._core.localise import DEFAULT_BUDGET
@@ -29,8 +31,37 @@ __all__ = ["assert_gradients_close", "check"]
 _MIN_STEP = 1e-13
 
 
+def _bounds(bounds, theta, method, directions):
+    """``bounds=(lower, upper)`` as two flat float arrays (floats or arrays of the flattened
+    parameters' size; +-inf for none), or None."""
+    if bounds is None:
+        return None
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise TypeError("bounds must be a pair (lower, upper) of floats or arrays, not "
+                        f"{type(bounds).__name__}")
+    if method != "central" or directions is not None:
+        raise ValueError("bounds= steps one-sided at an active bound: it needs "
+                         f"method='central' and no directions (got method={method!r})")
+    flat = []
+    for name, value in zip(("lower", "upper"), bounds, strict=True):
+        try:
+            v = np.broadcast_to(np.asarray(value, dtype=np.float64).ravel()
+                                if np.ndim(value) else np.float64(value), theta.shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds' {name} must be a float or an array of "
+                             f"{theta.size} values (the flattened params), not "
+                             f"{np.shape(value)}") from None
+        flat.append(np.array(v))
+    lower, upper = flat
+    bad = np.flatnonzero((theta < lower) | (theta > upper) | np.isnan(lower) | np.isnan(upper))
+    if bad.size:
+        raise ValueError(f"params lie outside bounds at flat index {int(bad[0])}: "
+                         f"{theta[bad[0]]} not in [{lower[bad[0]]}, {upper[bad[0]]}]")
+    return lower, upper
+
+
 def _validate(cost, grad, params, args, eps, threshold, engine, method, subset, directions,
-              seed, budget, max_memory, progress, exclude=None, workers=None):
+              seed, budget, max_memory, progress, exclude=None, workers=None, bounds=None):
     """Validate and normalise every argument of :func:`check` (kernels never re-check).
 
     Returns the plan, the scheme, the :class:`~fastgc._core.driver.Problem`, and ``workers``
@@ -75,13 +106,14 @@ def _validate(cost, grad, params, args, eps, threshold, engine, method, subset, 
     if callable(grad):
         grad = grad(layout.unflatten(theta.copy()), *args)
     analytic, ignored = layout.flatten_gradient(grad, "grad")
-    problem = Problem(layout, theta, analytic, ignored, eps, threshold, rng, budget)
+    problem = Problem(layout, theta, analytic, ignored, eps, threshold, rng, budget,
+                      _bounds(bounds, theta, method, directions))
     return make_plan(subset, directions), scheme, problem, workers, progress, max_memory
 
 
 def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
           method="central", subset=None, directions=None, seed=0, budget=DEFAULT_BUDGET,
-          max_memory=None, progress=None, exclude=None, workers=None):
+          max_memory=None, progress=None, exclude=None, workers=None, bounds=None):
     """Check an analytic gradient against finite differences of the cost.
 
     Parameters
@@ -162,6 +194,13 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         The cost, params and args are pickled once (cloudpickle: lambdas work) and each worker
         builds the engine from them once; the result is bit-identical for any number of
         workers. Each worker limits numba and BLAS threads to its share of the cores.
+    bounds : tuple (lower, upper), optional
+        Bounds on the parameters, as in ``scipy.optimize.approx_derivative``: floats, or
+        arrays of the flattened parameters' size (``+-np.inf`` for none). No step leaves
+        them: a coordinate within a step of a bound gets a smaller step, one on a bound a
+        one-sided difference (extrapolated over h, h/2 and h/4), named in ``result.notes``.
+        ``method="central"`` only. Without bounds the same happens, with the default step,
+        where the cost itself is not finite on one side.
 
     Returns
     -------
@@ -216,7 +255,7 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     start = time.perf_counter()
     plan, scheme, problem, workers, progress, max_memory = _validate(
         cost, grad, params, args, eps, threshold, engine, method, subset, directions, seed,
-        budget, max_memory, progress, exclude, workers)
+        budget, max_memory, progress, exclude, workers, bounds)
     engine = make_objective(cost, problem.layout, problem.theta, args, engine,
                             max_memory=max_memory)
     pool = None

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastgc._core.diagnosis import describe_localisation, diagnose, diagnose_factor
+from fastgc._core.estimators import BoundedObjective
 from fastgc._core.kinks import find_kinks, one_sided_interval
 from fastgc._core.localise import localise_block
 from fastgc._core.plan import random_direction
@@ -82,6 +83,7 @@ class Problem:
     threshold: float
     rng: np.random.Generator
     budget: int
+    bounds: tuple | None = None  # (lower, upper), flat, for method "central"
 
 
 def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
@@ -236,6 +238,8 @@ def _vacuous(blocks: dict, threshold: float) -> dict:
 # ---- coordinates (full and subset plans) ---------------------------------------------------
 def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured:
     layout, theta, analytic = problem.layout, problem.theta, problem.analytic
+    if problem.bounds is not None:
+        evaluator = BoundedObjective(evaluator, theta, *problem.bounds)
     estimate = scheme.estimate(evaluator, theta, index, problem.eps)
     scheme.validate(evaluator, layout, theta, index, estimate, problem.rng)
     n = len(index)

@@ -117,7 +117,7 @@ class Central(Scheme):
 
     def estimate(self, objective, theta, index, eps):
         steps = coordinate_steps(theta, index, eps, central_step(objective))
-        if eps is not None:
+        if eps is not None and not getattr(objective, "bounded", False):
             # the user's step is kept: a cost undefined within it is reported, not avoided
             return central(objective, index, steps)
         return central_at_edges(objective, index, steps,

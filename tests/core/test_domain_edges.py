@@ -27,7 +27,7 @@ def test_a_log_likelihood_at_sigma_1e_7_is_checked_near_its_edge():
     p = np.array([0.5, 1e-7])  # the default step (6.1e-6) would take sigma below 0
     result = fastgc.check(_nll, _nll_grad, p)
     assert result.passed, result.report(color=False)
-    assert any("not finite within the default step" in n and "params[1]" in n
+    assert any("within the default step" in n and "params[1] (step" in n
                for n in result.notes)
     for bug in (lambda g: g * np.array([1.0, 1 + 1e-4]),
                 lambda g: g - np.array([0.0, len(X) / p[1]])):  # a dropped 1/sigma term
@@ -71,3 +71,49 @@ def test_a_cost_undefined_on_both_sides_still_says_where():
 
     with pytest.raises(fastgc.CostError, match=r"cost returned nan at params\[0\]"):
         fastgc.check(nowhere, np.zeros(2), p)
+
+
+# ---- bounds=, as in scipy.optimize.approx_derivative ------------------------------------------
+def _quartic(p):
+    """Smooth everywhere; the bounds alone keep the steps inside [0, 1]."""
+    return float(np.sum(np.exp(p) * (1 + p ** 2)) + p[0] * p[2] ** 2)
+
+
+def _quartic_grad(p):
+    g = np.exp(p) * (1 + p) ** 2
+    g[0] += p[2] ** 2
+    g[2] += 2 * p[0] * p[2]
+    return g
+
+
+def test_bounds_keep_every_step_inside_and_check_one_sided_at_an_active_bound():
+    p = np.array([0.0, 0.5, 1.0, 1e-9])  # lower bound active at 0, upper at 2, near at 3
+    seen = []
+
+    def cost(q):
+        seen.append(q.copy())
+        return _quartic(q)
+
+    result = fastgc.check(cost, _quartic_grad(p), p, bounds=(0.0, 1.0))
+    assert result.passed, result.report(color=False)
+    assert all(np.all((q >= 0.0) & (q <= 1.0)) for q in seen[1 + 7:])  # after the noise table
+    notes = " ".join(result.notes)
+    assert "params[0] (+ side)" in notes and "params[2] (- side)" in notes
+    # 1e-9 from the bound, on a cost smooth on the scale of the default step: one-sided too
+    assert "params[3] (+ side)" in notes
+    for j in (0, 2, 3):
+        wrong = _quartic_grad(p)
+        wrong[j] *= 1 + 1e-4
+        bad = fastgc.check(_quartic, wrong, p, bounds=(0.0, 1.0))
+        assert not bad.passed and f"params[{j}]" in bad.blocks["params"].diagnosis, (
+            bad.report(color=False))
+
+
+def test_bounds_are_validated():
+    p = np.array([0.0, 0.5, 0.2])
+    with pytest.raises(ValueError, match="outside bounds at flat index 1"):
+        fastgc.check(_quartic, _quartic_grad(p), p, bounds=(0.0, 0.4))
+    with pytest.raises(ValueError, match="needs method='central'"):
+        fastgc.check(_quartic, _quartic_grad(p), p, bounds=(0.0, 1.0), method="richardson")
+    with pytest.raises(TypeError, match="bounds must be a pair"):
+        fastgc.check(_quartic, _quartic_grad(p), p, bounds=0.0)
