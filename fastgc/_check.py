@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from fastgc._complex import CONVENTIONS, as_real, has_complex
+from fastgc._complex import note as complex_note
 from fastgc._core.driver import Problem, run
 from fastgc._core.layout import Layout
 from fastgc._core.localise import DEFAULT_BUDGET
@@ -113,7 +115,8 @@ def _validate(cost, grad, params, args, eps, threshold, engine, method, subset, 
 
 def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
           method="central", subset=None, directions=None, seed=0, budget=DEFAULT_BUDGET,
-          max_memory=None, progress=None, exclude=None, workers=None, bounds=None):
+          max_memory=None, progress=None, exclude=None, workers=None, bounds=None,
+          convention=None):
     """Check an analytic gradient against finite differences of the cost.
 
     Parameters
@@ -201,6 +204,13 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
         one-sided difference (extrapolated over h, h/2 and h/4), named in ``result.notes``.
         ``method="central"`` only. Without bounds the same happens, with the default step,
         where the cost itself is not finite on one side.
+    convention : {"torch", "jax"}, optional
+        Needed when ``params`` hold complex arrays (of a real cost): how ``grad`` packs
+        ``dJ/dRe`` and ``dJ/dIm`` into a complex array. ``"torch"``: ``dJ/dRe + i dJ/dIm``
+        (``z.grad``); ``"jax"``: ``dJ/dRe - i dJ/dIm`` (``jax.grad``). Each complex array is
+        checked as a real one with a trailing axis of 2 (``[..., 0]`` real, ``[..., 1]``
+        imaginary part; blocks, entries and ``result.numeric`` are named so). Every method
+        but ``"complex"`` works.
 
     Returns
     -------
@@ -253,6 +263,14 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
     'dparams is 2 x the numeric gradient'
     """
     start = time.perf_counter()
+    complex_params = has_complex(params)
+    if complex_params:
+        if method == "complex":
+            raise ValueError("method='complex' needs real parameters (it perturbs them along "
+                             "i): with complex params use 'central' or 'richardson'")
+        cost, grad, params = as_real(cost, grad, params, convention)
+    elif convention is not None and convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, not {convention!r}")
     plan, scheme, problem, workers, progress, max_memory = _validate(
         cost, grad, params, args, eps, threshold, engine, method, subset, directions, seed,
         budget, max_memory, progress, exclude, workers, bounds)
@@ -272,7 +290,10 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
             engine.close()
         raise
     try:
-        return run(plan, scheme, evaluator, problem, start)
+        result = run(plan, scheme, evaluator, problem, start)
+        if complex_params:
+            result.notes.append(complex_note(convention))
+        return result
     finally:
         evaluator.close()
 
