@@ -48,6 +48,14 @@ def _map2(template, tree, fn):
     return fn(template, tree)
 
 
+def _first_complex_dtype(tree):
+    if isinstance(tree, dict):
+        tree = list(tree.values())
+    if isinstance(tree, (list, tuple)):
+        return next(_first_complex_dtype(v) for v in tree if has_complex(v))
+    return np.asarray(tree).dtype
+
+
 def _pair(z):
     z = np.asarray(z)
     return np.stack([z.real, z.imag], axis=-1).astype(np.float64)
@@ -58,15 +66,20 @@ def as_real(cost, grad, params, convention):
 
     Raises
     ------
+    TypeError
+        When ``convention`` is None (complex parameters need one: the two frameworks'
+        gradients differ by a conjugate).
     ValueError
-        When ``convention`` is not one of ``CONVENTIONS`` (complex parameters need one: the
-        two frameworks' gradients differ by a conjugate).
+        When it is not one of ``CONVENTIONS``.
     """
+    if convention is None:
+        raise TypeError(
+            f"params is complex ({_first_complex_dtype(params)}); fastgc checks real "
+            "parameters, or complex ones as (Re, Im) pairs given the gradient's convention: "
+            "convention='torch' (grad = dJ/dRe + i dJ/dIm, as z.grad) or convention='jax' "
+            "(dJ/dRe - i dJ/dIm, as jax.grad)")
     if convention not in CONVENTIONS:
-        raise ValueError(
-            "params hold complex arrays: pass convention='torch' (grad = dJ/dRe + i dJ/dIm, "
-            "as z.grad) or convention='jax' (dJ/dRe - i dJ/dIm, as jax.grad), not "
-            f"{convention!r}")
+        raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, not {convention!r}")
     sign = CONVENTIONS[convention]
     template = params
 
