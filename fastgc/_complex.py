@@ -48,12 +48,16 @@ def _map2(template, tree, fn):
     return fn(template, tree)
 
 
-def _first_complex_dtype(tree):
+def _first_complex(tree, name="params"):
+    """``(path name, dtype)`` of the first complex array, named as the layout names blocks
+    (``params['W']``, ``params[0]``)."""
     if isinstance(tree, dict):
-        tree = list(tree.values())
-    if isinstance(tree, (list, tuple)):
-        return next(_first_complex_dtype(v) for v in tree if has_complex(v))
-    return np.asarray(tree).dtype
+        items = [(f"{name}[{k!r}]", v) for k, v in tree.items()]
+    elif isinstance(tree, (list, tuple)):
+        items = [(f"{name}[{i}]", v) for i, v in enumerate(tree)]
+    else:
+        return name, np.asarray(tree).dtype
+    return next(_first_complex(v, n) for n, v in items if has_complex(v))
 
 
 def _pair(z):
@@ -73,8 +77,9 @@ def as_real(cost, grad, params, convention):
         When it is not one of ``CONVENTIONS``.
     """
     if convention is None:
+        where, dtype = _first_complex(params)
         raise TypeError(
-            f"params is complex ({_first_complex_dtype(params)}); fastgc checks real "
+            f"{where} is complex ({dtype}); fastgc checks real "
             "parameters, or complex ones as (Re, Im) pairs given the gradient's convention: "
             "convention='torch' (grad = dJ/dRe + i dJ/dIm, as z.grad) or convention='jax' "
             "(dJ/dRe - i dJ/dIm, as jax.grad)")

@@ -74,7 +74,8 @@ def test_complex_parameters_against_torch_and_jax_themselves():
 
 
 def test_complex_parameters_need_a_convention_and_a_real_method():
-    with pytest.raises(TypeError, match=r"params is complex \(complex128\).*convention='torch'"):
+    named = r"params\['z'\] is complex \(complex128\).*convention='torch'"
+    with pytest.raises(TypeError, match=named):
         fastgc.check(_cost, _grad("torch"), {"z": Z, "w": W})
     with pytest.raises(ValueError, match="convention must be one of"):
         fastgc.check(_cost, _grad("torch"), {"z": Z, "w": W}, convention="numpy")
