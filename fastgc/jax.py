@@ -125,7 +125,7 @@ class _Backend:
     fastgc_framework = "jax"
     framework = "jax"
 
-    def __init__(self, measure, base, extra, names, eps, out_bytes, max_memory):
+    def __init__(self, kit, base, extra, names, eps, out_bytes, max_memory):
         self.base = base
         self._host = [np.asarray(x) for x in base]  # for the fallback's points
         self._extra = extra
@@ -136,25 +136,13 @@ class _Backend:
         self.batched = False
         self._point_bytes = [b.size * b.dtype.itemsize for b in base]
         self._total = sum(x.size for x in base)
-        self._measure = _traced(measure)
+        self._measure = kit.measure
         value, scale, squares = self._measure(base, extra)
         self._base_value, self.scale = float(value), float(scale)
         # each output entry rounded in its dtype: sigma ~ eps sqrt(sum (c_k o_k)^2)
         self._floor = eps * math.sqrt(float(squares))
         self._large = None  # the larger batch size, fixed at the first large request
-
-        def cost(values, extra):
-            return measure(values, extra)[0]
-
-        def coordinates(block, index, steps, base, extra):
-            rows, actual = _points(block, index, steps, base)
-            return jax.vmap(lambda *r: cost(list(r), extra))(*rows), actual
-
-        def directions(deltas, base, extra):
-            return jax.vmap(lambda *d: cost([x + r.reshape(x.shape) for x, r in
-                                             zip(base, d, strict=True)], extra))(*deltas)
-
-        self._coordinates, self._directions = jax.jit(coordinates), jax.jit(directions)
+        self._coordinates, self._directions = kit.coordinates, kit.directions
 
     # -- one cost ----------------------------------------------------------------------------
     def base_cost(self) -> float:
@@ -303,6 +291,23 @@ class _Problem:
     def fixed(self):
         return [self.leaves[k] for k in self.fixed_slots]
 
+    def template(self):
+        """The leaves with every array slot empty: what a cached kit may hold on to."""
+        arrays = set(self.keep) | set(self.fixed_slots)
+        return [None if k in arrays else v for k, v in enumerate(self.leaves)]
+
+    def key(self):
+        """What the jitted functions depend on beyond their array arguments (None: not
+        hashable, no caching)."""
+        other = tuple(("array", v.shape, str(v.dtype)) if isinstance(v, jax.Array)
+                      else ("leaf", type(v), v) for v in self.leaves)
+        key = (self.f, self.treedef, other, tuple(self.keep), tuple(self.fixed_slots))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
     def outputs(self, values, fixed):
         full = list(self.leaves)
         for k, v in zip(self.keep, values, strict=True):
@@ -345,6 +350,112 @@ def _draw_cotangents(outs, cotangent, seed):
     return result
 
 
+class _Kit:
+    """The jitted functions of one problem's shapes: the projected cost (with its scale and
+    rounding), the batched costs, the gradient. Cached by function, pytree structure, shapes
+    and dtypes, so a second check of the same op compiles nothing; a kit holds no array of
+    the check that built it (every array is an argument)."""
+
+    def __init__(self, f, treedef, template, keep, fixed_slots, mode, acc):
+        def outputs(values, fixed):
+            full = list(template)
+            for k, v in zip(keep, values, strict=True):
+                full[k] = v
+            for k, v in zip(fixed_slots, fixed, strict=True):
+                full[k] = v
+            return f(*jax.tree_util.tree_unflatten(treedef, full))
+
+        def terms(c, values, fixed):
+            return [ck * o.astype(acc) for ck, o in
+                    zip(c, _float_leaves(outputs(values, fixed)), strict=True)]
+
+        def projected(c, values, fixed):
+            parts = [jnp.sum(t) for t in terms(c, values, fixed)]
+            return sum(parts[1:], parts[0])
+
+        def measure(values, extra):
+            parts = terms(extra[1], values, extra[0])
+            total = sum([jnp.sum(t) for t in parts[1:]], jnp.sum(parts[0]))
+            return (total, sum(jnp.sum(jnp.abs(t)) for t in parts),
+                    sum(jnp.sum(t * t) for t in parts))
+
+        def cost(values, extra):
+            return measure(values, extra)[0]
+
+        def coordinates(block, index, steps, base, extra):
+            rows, actual = _points(block, index, steps, base)
+            return jax.vmap(lambda *r: cost(list(r), extra))(*rows), actual
+
+        def directions(deltas, base, extra):
+            return jax.vmap(lambda *d: cost([x + r.reshape(x.shape) for x, r in
+                                             zip(base, d, strict=True)], extra))(*deltas)
+
+        self.measure = _traced(measure)
+        self.coordinates, self.directions = jax.jit(coordinates), jax.jit(directions)
+        if mode == "rev":
+            self.grad = _traced(jax.grad(projected, argnums=1))
+        else:
+            self.columns = _columns(projected)
+
+
+_KITS: dict = {}
+_KITS_KEPT = 8
+
+
+def _kit(problem, mode, acc):
+    key = problem.key()
+    if key is not None:
+        key = (key, mode, np.dtype(acc).name, bool(jax.config.jax_enable_x64))
+        if key in _KITS:
+            _KITS[key] = _KITS.pop(key)  # most recently used last
+            return _KITS[key]
+    kit = _Kit(problem.f, problem.treedef, problem.template(), problem.keep,
+               problem.fixed_slots, mode, acc)
+    if key is not None:
+        _KITS[key] = kit
+        while len(_KITS) > _KITS_KEPT:
+            _KITS.pop(next(iter(_KITS)))
+    return kit
+
+
+def _columns(projected):
+    """``(block, index, cot, base, fixed) -> <c, J e>`` for the unit vectors named by
+    ``(block, index)``: jitted, or one eager jvp each where f does not trace."""
+    def batched(block, index, cot, base, fixed):
+        m = index.shape[0]
+        tangents = []
+        for b, x in enumerate(base):
+            mine = block == b
+            unit = jnp.zeros((m, x.size), x.dtype).at[jnp.arange(m), jnp.where(mine, index, 0)]
+            tangents.append(unit.set(mine.astype(x.dtype)).reshape((m,) + x.shape))
+
+        def along(*t):
+            return jax.jvp(lambda *v: projected(cot, list(v), fixed), tuple(base), t)[1]
+
+        return jax.vmap(along)(*tangents)
+
+    jitted = jax.jit(batched)
+    state = {}
+
+    def along_one(b, k, cot, base, fixed):
+        t = [jnp.zeros(x.shape, x.dtype) for x in base]
+        t[b] = jnp.zeros(base[b].size, base[b].dtype).at[k].set(1).reshape(base[b].shape)
+        return float(jax.jvp(lambda *v: projected(cot, list(v), fixed), tuple(base),
+                             tuple(t))[1])
+
+    def columns(block, index, cot, base, fixed):
+        if state.get("eager"):  # f does not trace: one jvp per unit vector, op by op
+            return np.array([along_one(int(b), int(k), cot, base, fixed) if b >= 0 else 0.0
+                             for b, k in zip(block, index, strict=True)])
+        try:
+            return jitted(block, index, cot, base, fixed)
+        except Exception:
+            state["eager"] = True
+            return columns(block, index, cot, base, fixed)
+
+    return columns
+
+
 def _run(problem, mode, cotangent, reference_dtype, batching, nondet_tol, max_memory,
          options, _cot=None):
     """One check of ``problem`` in ``mode`` ("rev" or "fwd"), and its float64 reference."""
@@ -357,28 +468,14 @@ def _run(problem, mode, cotangent, reference_dtype, batching, nondet_tol, max_me
     cot = _cot if _cot is not None else _draw_cotangents(outs, cotangent, seed_of(options))
     cot_acc = [jnp.asarray(np.asarray(c).astype(acc)) for c in cot]
     floats = _float_leaves(outs)
-
-    def terms(c, values, fixed):
-        return [ck * o.astype(acc) for ck, o in
-                zip(c, _float_leaves(problem.outputs(values, fixed)), strict=True)]
-
-    def projected(c, values, fixed):
-        parts = [jnp.sum(t) for t in terms(c, values, fixed)]
-        return sum(parts[1:], parts[0])
-
-    def measure(values, extra):
-        parts = terms(extra[1], values, extra[0])
-        total = sum([jnp.sum(t) for t in parts[1:]], jnp.sum(parts[0]))
-        return (total, sum(jnp.sum(jnp.abs(t)) for t in parts),
-                sum(jnp.sum(t * t) for t in parts))
-
+    kit = _kit(problem, mode, acc)
     eps = max(float(jnp.finfo(t.dtype).eps) for t in [*base, *floats])
-    backend = _Backend(measure, base, (fixed, cot_acc), problem.kept_names, eps,
+    backend = _Backend(kit, base, (fixed, cot_acc), problem.kept_names, eps,
                        sum(math.prod(o.shape) * o.dtype.itemsize for o in floats), max_memory)
     params = {n: np.asarray(b, dtype=np.float64)
               for n, b in zip(problem.kept_names, base, strict=True)}
     zeros = [jnp.asarray(np.zeros(c.shape, acc)) for c in cot_acc]
-    gradient = (_reverse if mode == "rev" else _forward)(projected, base, fixed, max_memory)
+    gradient = (_reverse if mode == "rev" else _forward)(kit, base, fixed, max_memory)
     result, layout, notes, marks, spread = run_core(
         backend, params, lambda zero: gradient(zeros if zero else cot_acc),
         batching=batching, nondet_tol=nondet_tol, max_memory=max_memory, options=options,
@@ -419,48 +516,17 @@ def _flat_host(grads):
     return np.concatenate([np.asarray(g, dtype=np.float64).ravel() for g in grads])
 
 
-def _reverse(projected, base, fixed, max_memory):
+def _reverse(kit, base, fixed, max_memory):
     """``cot -> c^T J`` by reverse mode: jax.grad of the projected cost (the ``bwd`` rule
     runs), jitted once for every cotangent."""
     del max_memory
-    grad = _traced(jax.grad(projected, argnums=1))
-    return lambda cot: _flat_host(grad(cot, base, fixed))
+    return lambda cot: _flat_host(kit.grad(cot, base, fixed))
 
 
-def _forward(projected, base, fixed, max_memory):
+def _forward(kit, base, fixed, max_memory):
     """``cot -> c^T J`` by forward mode: the ``jvp`` rule applied to every unit vector of
     every block, batched by ``jax.vmap`` in chunks (one jitted function over all blocks)."""
-    def columns(block, index, cot, base, fixed):
-        m = index.shape[0]
-        tangents = []
-        for b, x in enumerate(base):
-            mine = block == b
-            unit = jnp.zeros((m, x.size), x.dtype).at[jnp.arange(m), jnp.where(mine, index, 0)]
-            tangents.append(unit.set(mine.astype(x.dtype)).reshape((m,) + x.shape))
-
-        def along(*t):
-            return jax.jvp(lambda *v: projected(cot, list(v), fixed), tuple(base), t)[1]
-
-        return jax.vmap(along)(*tangents)
-
-    jitted = jax.jit(columns)
-
-    def columns(block, index, cot, base, fixed, state={}):  # noqa: B006  (per gradient)
-        if state.get("eager"):  # f does not trace: one jvp per unit vector, op by op
-            return np.array([along_one(int(b), int(k), cot) if b >= 0 else 0.0
-                             for b, k in zip(block, index, strict=True)])
-        try:
-            return jitted(block, index, cot, base, fixed)
-        except Exception:
-            state["eager"] = True
-            return columns(block, index, cot, base, fixed)
-
-    def along_one(b, k, cot):
-        t = [jnp.zeros(x.shape, x.dtype) for x in base]
-        t[b] = jnp.zeros(base[b].size, base[b].dtype).at[k].set(1).reshape(base[b].shape)
-        return float(jax.jvp(lambda *v: projected(cot, list(v), fixed), tuple(base),
-                             tuple(t))[1])
-
+    columns = kit.columns
     owner = np.concatenate([np.full(x.size, b, np.int32) for b, x in enumerate(base)])
     local = np.concatenate([np.arange(x.size, dtype=np.int32) for x in base])
     bytes_ = sum(x.size * x.dtype.itemsize for x in base)

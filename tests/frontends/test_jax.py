@@ -317,3 +317,19 @@ def test_import_fastgc_does_not_import_jax():
     import fastgc
 
     assert fastgc.jax is fj
+
+
+def test_a_second_check_of_the_same_op_reuses_its_compiled_functions():
+    # the cache is keyed by what the traced code depends on: a Python leaf that changes
+    # (the power here) must not reuse the first check's functions
+    def power(x, n):
+        return x ** n
+
+    x = np.linspace(0.5, 1.5, 5)
+    with _dtype(F64):
+        for n in (2, 3, 3):
+            result = fj.check_vjp(power, x, n, cotangent=np.ones(5))
+            assert result.passed
+            np.testing.assert_allclose(result.numeric["x"], n * x ** (n - 1), rtol=1e-6)
+    assert all(not isinstance(v, jax.Array) for kit in fj._KITS.values()
+               for v in vars(kit).values())
