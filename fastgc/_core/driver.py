@@ -133,6 +133,7 @@ def run(plan, scheme, evaluator, problem: Problem, start: float) -> CheckResult:
         nfev=int(evaluator.nfev),
         seconds=float(time.perf_counter() - start),
         engine=evaluator.name,
+        path=evaluator.path,
         method=scheme.name,
         step=scheme.step_text(problem.eps, noise.central_step),
         checked=np.asarray(index),

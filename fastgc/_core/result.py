@@ -136,6 +136,11 @@ class CheckResult(Display):
     mode : str
         Which items were checked: ``"full"`` (every coordinate), ``"subset"`` or
         ``"directions"``.
+    path : str
+        How the engine ran, where it has more than one way: ``"compiled"`` (numba kernels)
+        or ``"numpy"`` (the network engine's kernels interpreted, no JIT: a small check on a
+        machine that has not compiled them), ``"compiled+numpy"`` for both; ``""`` for an
+        engine with one way. Both paths compute the same bits.
 
     Two results compare equal when every field but ``seconds`` is equal (numbers to the bit).
     """
@@ -158,6 +163,7 @@ class CheckResult(Display):
     threshold_rule: str = ""
     mode: str = "full"
     description: str = ""
+    path: str = ""
     _entries: EntryTable | None = field(default=None, repr=False)
 
     def __bool__(self) -> bool:
@@ -257,7 +263,8 @@ class CheckResult(Display):
         lines = [
             f"fastgc check {ok}: {verdict}difference {self.difference:.3e} (threshold "
             f"{self.threshold:.1e}{allowed}){kinked}",
-            f"  {self.mode} check, {self.description} ({self.step}), engine {self.engine}, "
+            f"  {self.mode} check, {self.description} ({self.step}), engine "
+            f"{self.engine}{_path_words(self.path)}, "
             f"{self.nfev} cost evaluations, {_seconds(self.seconds)}",
         ]
         if self.threshold_rule:
@@ -347,3 +354,11 @@ def _same(x, y) -> bool:
     if isinstance(x, float) and isinstance(y, float) and x != x and y != y:
         return True  # NaN
     return x == y
+
+
+def _path_words(path: str) -> str:
+    """The report's words for ``CheckResult.path`` (nothing for the usual compiled path)."""
+    if "numpy" not in path:
+        return ""
+    return " (numpy, no JIT)" if path == "numpy" else " (numpy and compiled)"
+

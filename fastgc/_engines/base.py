@@ -76,6 +76,8 @@ class Objective:
     # dtype the cost computes in (a float32 tensor's rounding): a short noise table can miss
     # noise that quantised inputs make piecewise constant, never exceed what the dtype implies.
     noise_floor = 0.0
+    # How the engine ran, for an engine with more than one way (CheckResult.path).
+    path = ""
 
     def __init__(self, layout, theta: np.ndarray):
         self.layout = layout

@@ -105,6 +105,11 @@ class Evaluator:
         self._floor = 2 * cost_noise.sigma if engine.measures_noise else 0.0
         self.noise = max(engine.noise, self._floor) if engine.measures_noise else engine.noise
 
+    @property
+    def path(self) -> str:
+        """The engine's: how it ran, where it has more than one way (``CheckResult.path``)."""
+        return self._engine.path
+
     def _run(self, n: int, method: str, slice_args, describe,
              min_chunk: int = MIN_CHUNK) -> Deltas:
         """``engine.<method>(*slice_args(a, b))`` over the chunks ``(a, b)`` of ``range(n)``,

@@ -50,7 +50,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from fastgc._engines.jit import jit
+from fastgc._engines.jit import compiled_path, interpreted, jit
 from fastgc._network.activations import IDENTITY, TABLE
 from fastgc._network.differences import (
     act_diff_g,
@@ -490,6 +490,10 @@ class CoordinateTables:
         self._chunk = max(1, budget // per_unit)
         self._all = None  # every unit's tables, once built (only when they fit)
         self.builds = 0
+        # How the kernels ran: "compiled" (numba), "numpy" (their source interpreted: a
+        # small request on a machine that never compiled them; the same bits)
+        self.paths = set()
+        self._madds = int(np.sum(dims[1:] * dims[:-1]))
 
     def _build(self, g0, g1):
         fc = self._fc
@@ -509,12 +513,18 @@ class CoordinateTables:
                 # multiply-adds per (unit, example): the chain from layer + 1 to the output
                 chain = int(np.sum(dims[layer + 2 :] * dims[layer + 1 : -1])) + int(dims[layer + 1])
                 k = int(self._kdeg[layer])
-                serial = (b - a) * fc.m * k * chain < _SERIAL_WORK * _PAIR_MADDS
+                work = (b - a) * fc.m * k * chain
+                serial = work < _SERIAL_WORK * _PAIR_MADDS
+                kernel = ((_taylor_serial if serial else _taylor_parallel) if k > 1 else
+                          (_linear_serial if serial else _linear_parallel))
+                if not compiled_path(kernel, work):
+                    kernel = interpreted(kernel)
+                    self.paths.add("numpy")
+                else:
+                    self.paths.add("compiled")
                 if k > 1:
-                    kernel = _taylor_serial if serial else _taylor_parallel
                     kernel(fc, tab, self._delta, a, b)
                 else:
-                    kernel = _linear_serial if serial else _linear_parallel
                     kernel(fc, tab, a, b)
         return tab
 
@@ -527,7 +537,7 @@ class CoordinateTables:
         if self._fits:
             if self._all is None:
                 self._all = self._build(0, G)
-            _run(self._fc, self._all, index, step, out)
+            self.paths.add(_run(self._fc, self._all, index, step, out, self._madds))
             return out
         # Perturbations sorted by unit; one table build per budget's worth of the units they
         # touch. Those that need no table (key -1, first after sorting) run without one.
@@ -536,25 +546,34 @@ class CoordinateTables:
         sorted_keys = keys[order]
         lo = int(np.searchsorted(sorted_keys, 0, side="left"))
         if lo:
-            _run_subset(self._fc, self._build(0, 0), index, step, order[:lo], out)
+            self.paths.add(_run_subset(self._fc, self._build(0, 0), index, step, order[:lo],
+                                       out, self._madds))
         while lo < index.size:
             g0 = int(sorted_keys[lo])
             g1 = min(G, g0 + self._chunk)
             hi = int(np.searchsorted(sorted_keys, g1, side="left"))
-            _run_subset(self._fc, self._build(g0, g1), index, step, order[lo:hi], out)
+            self.paths.add(_run_subset(self._fc, self._build(g0, g1), index, step,
+                                       order[lo:hi], out, self._madds))
             lo = hi
         return out
 
 
-def _run_subset(fc, tab, index, step, sel, out):
+def _run_subset(fc, tab, index, step, sel, out, madds):
     part = np.empty(sel.size)
-    _run(fc, tab, np.ascontiguousarray(index[sel]), np.ascontiguousarray(step[sel]), part)
+    path = _run(fc, tab, np.ascontiguousarray(index[sel]), np.ascontiguousarray(step[sel]), part,
+                madds)
     out[sel] = part
+    return path
 
 
-def _run(fc, tab, index, step, out):
+def _run(fc, tab, index, step, out, madds):
+    """The deltas of ``index``, ``step`` into ``out``; returns the path that ran."""
     if index.size * fc.m < _SERIAL_WORK:
+        if not compiled_path(_deltas_block, index.size * fc.m * madds):
+            interpreted(_deltas_block)(0, 1, index, step, fc, tab, out)
+            return "numpy"
         _deltas_block(0, 1, index, step, fc, tab, out)
     else:
         # numba.get_num_threads is read here: inside a kernel it would defeat caching.
         _deltas_kernel(min(index.size, 4 * numba.get_num_threads()), index, step, fc, tab, out)
+    return "compiled"

@@ -60,6 +60,11 @@ class NetworkObjective(Objective):
         self.base_cost = as_cost_value(self._state.base_cost(), "at the unperturbed parameters")
         self.noise = rounding_noise(self.base_cost)
 
+    @property
+    def path(self) -> str:
+        """``"compiled"``, ``"numpy"`` or ``"compiled+numpy"``: how the kernels ran so far."""
+        return "+".join(sorted(self._state.paths))
+
     def _net_index(self, index):
         """The network's flat indices of the layout's coordinates ``index``."""
         return index if self._to_net is None else self._to_net[index]

@@ -8,6 +8,7 @@ into many small requests (a progress bar, an iterative scheme) costs what one re
 
 import numpy as np
 
+from fastgc._engines.jit import compiled_path, interpreted
 from fastgc._network.complex_step import ComplexTangents
 from fastgc._network.coordinates import CoordinateTables
 from fastgc._network.crossings import kink_kernel
@@ -82,6 +83,7 @@ class NetworkState:
         self._coordinates = None
         self._complex = None
         self._directions = None
+        self._paths = set()
 
     def base_cost(self) -> float:
         """``J(theta)``, from the forward pass already run (no second pass)."""
@@ -155,8 +157,26 @@ class NetworkState:
         index, step = self._index_step(index, step)
         out = np.zeros(index.size, dtype=np.bool_)
         if index.size:
-            kink_kernel(index, step, self._forward.packed, out)
+            fc = self._forward.packed
+            madds = int(np.sum(fc.dims[1:] * fc.dims[:-1]))
+            if compiled_path(kink_kernel, index.size * fc.m * madds):
+                kink_kernel(index, step, fc, out)
+                self._paths.add("compiled")
+            else:
+                interpreted(kink_kernel)(index, step, fc, out)
+                self._paths.add("numpy")
         return out
+
+    @property
+    def paths(self) -> set:
+        """How the kernels ran so far: ``"compiled"`` (numba) and/or ``"numpy"`` (their source
+        interpreted, for a small request on a machine that never compiled them)."""
+        paths = set(self._paths)
+        if self._coordinates is not None:
+            paths |= self._coordinates.paths
+        if self._complex is not None or self._directions is not None:
+            paths.add("compiled")  # their kernels have no interpreted path
+        return paths
 
     def direction_deltas(self, directions, step):
         """Cost differences ``J(theta + step_j v_j) - J(theta)`` along sparse directions, and
