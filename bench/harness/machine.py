@@ -197,8 +197,11 @@ def subprocess_env(cache_dir=None) -> dict:
     return env
 
 
-def _first_check(cache_dir):
-    out = subprocess.run([sys.executable, "-c", _FIRST_CHECK], env=subprocess_env(cache_dir),
+def _first_check(cache_dir, jit="always"):
+    # FASTGC_JIT=always: the compiled path even for this small network (timing the compile
+    # and the cache load); "auto" takes the numpy path on an empty cache.
+    env = dict(subprocess_env(cache_dir), FASTGC_JIT=jit)
+    out = subprocess.run([sys.executable, "-c", _FIRST_CHECK], env=env,
                          capture_output=True, text=True, check=True)
     return [float(v) for v in out.stdout.split()]
 
@@ -226,11 +229,13 @@ def startup_rows(repeat: int = 3) -> list[dict]:
 
     bare = float(np.median([wall("pass") for _ in range(repeat)]))
     imp = float(np.median([wall(probe) for _ in range(repeat)]))
-    cold, warm_first, warm_each = [], [], []
+    cold, cold_numpy, warm_first, warm_each = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeat):
             empty = os.path.join(tmp, f"cold{r}")
             os.mkdir(empty)
+            _, first, each = _first_check(empty, jit="auto")
+            cold_numpy.append(first)
             _, first, each = _first_check(empty)
             cold.append(first - each)
         cache = os.path.join(tmp, "warm")
@@ -245,7 +250,12 @@ def startup_rows(repeat: int = 3) -> list[dict]:
         {"name": "python -c 'import fastgc'", "seconds": imp,
          "note": f"{imp - bare:+.3f} s over bare python; numba and scipy not imported"},
         {"name": "JIT compile, cold (empty NUMBA_CACHE_DIR)", "seconds": float(np.median(cold)),
-         "note": "first check minus a warm check, exercise network, fresh process"},
+         "note": "first check minus a warm check, exercise network, fresh process, "
+                 "FASTGC_JIT=always"},
+        {"name": "first check, empty cache, fresh process (numpy path)",
+         "seconds": float(np.median(cold_numpy)),
+         "note": "FASTGC_JIT=auto: a small network on a machine that never compiled the "
+                 "kernels runs them interpreted, no JIT"},
         {"name": "first check, warm cache, fresh process", "seconds":
          float(np.median(warm_first)),
          "note": "added over a warm check: import numba/scipy + cache load"},
