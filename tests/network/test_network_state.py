@@ -203,6 +203,7 @@ def test_span_directions_equal_index_arrays(case, l2, monkeypatch):
 def test_a_central_check_compiles_only_its_kernels():
     """A first central check of a relu network loads (or compiles) the coordinate kernel and
     the linear tables only: no Taylor tables, kink, directions or complex-step kernels."""
+    import os
     import subprocess
     import sys
 
@@ -223,7 +224,10 @@ for module in (_complex, _coordinates, _directions, _kinks):
                 and f.py_func.__module__ == module.__name__):
             print(module.__name__.rsplit(".", 1)[1], name, len(f.signatures))
 """
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # the compiled path forced: on an empty numba cache a check this small would otherwise run
+    # the kernels as Python (fastgc._engines.jit), compiling none of them
+    env = dict(os.environ, FASTGC_JIT="always")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=600)
     assert run.returncode == 0, run.stderr
     assert sorted(run.stdout.split("\n")[:-1]) == [
