@@ -58,6 +58,18 @@ def compiled_path(kernel, work) -> bool:
     except Exception:
         return False
 
+
+def choose(kernel, work, paths: set):
+    """``kernel``, or its :func:`interpreted` source where :func:`compiled_path` says so for
+    ``work`` multiply-adds; the path taken (``"compiled"`` or ``"numpy"``) is added to
+    ``paths``."""
+    if compiled_path(kernel, work):
+        paths.add("compiled")
+        return kernel
+    paths.add("numpy")
+    return interpreted(kernel)
+
+
 _INTERPRETED: dict = {}
 
 

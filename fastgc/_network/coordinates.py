@@ -50,7 +50,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from fastgc._engines.jit import compiled_path, interpreted, jit
+from fastgc._engines.jit import choose, jit
 from fastgc._network.activations import IDENTITY, TABLE
 from fastgc._network.differences import (
     act_diff_g,
@@ -515,13 +515,9 @@ class CoordinateTables:
                 k = int(self._kdeg[layer])
                 work = (b - a) * fc.m * k * chain
                 serial = work < _SERIAL_WORK * _PAIR_MADDS
-                kernel = ((_taylor_serial if serial else _taylor_parallel) if k > 1 else
-                          (_linear_serial if serial else _linear_parallel))
-                if not compiled_path(kernel, work):
-                    kernel = interpreted(kernel)
-                    self.paths.add("numpy")
-                else:
-                    self.paths.add("compiled")
+                kernel = choose((_taylor_serial if serial else _taylor_parallel) if k > 1 else
+                                (_linear_serial if serial else _linear_parallel),
+                                work, self.paths)
                 if k > 1:
                     kernel(fc, tab, self._delta, a, b)
                 else:
@@ -537,7 +533,7 @@ class CoordinateTables:
         if self._fits:
             if self._all is None:
                 self._all = self._build(0, G)
-            self.paths.add(_run(self._fc, self._all, index, step, out, self._madds))
+            _run(self._fc, self._all, index, step, out, self._madds, self.paths)
             return out
         # Perturbations sorted by unit; one table build per budget's worth of the units they
         # touch. Those that need no table (key -1, first after sorting) run without one.
@@ -546,34 +542,31 @@ class CoordinateTables:
         sorted_keys = keys[order]
         lo = int(np.searchsorted(sorted_keys, 0, side="left"))
         if lo:
-            self.paths.add(_run_subset(self._fc, self._build(0, 0), index, step, order[:lo],
-                                       out, self._madds))
+            _run_subset(self._fc, self._build(0, 0), index, step, order[:lo], out,
+                        self._madds, self.paths)
         while lo < index.size:
             g0 = int(sorted_keys[lo])
             g1 = min(G, g0 + self._chunk)
             hi = int(np.searchsorted(sorted_keys, g1, side="left"))
-            self.paths.add(_run_subset(self._fc, self._build(g0, g1), index, step,
-                                       order[lo:hi], out, self._madds))
+            _run_subset(self._fc, self._build(g0, g1), index, step, order[lo:hi], out,
+                        self._madds, self.paths)
             lo = hi
         return out
 
 
-def _run_subset(fc, tab, index, step, sel, out, madds):
+def _run_subset(fc, tab, index, step, sel, out, madds, paths):
     part = np.empty(sel.size)
-    path = _run(fc, tab, np.ascontiguousarray(index[sel]), np.ascontiguousarray(step[sel]), part,
-                madds)
+    _run(fc, tab, np.ascontiguousarray(index[sel]), np.ascontiguousarray(step[sel]), part,
+         madds, paths)
     out[sel] = part
-    return path
 
 
-def _run(fc, tab, index, step, out, madds):
-    """The deltas of ``index``, ``step`` into ``out``; returns the path that ran."""
+def _run(fc, tab, index, step, out, madds, paths):
+    """The deltas of ``index``, ``step`` into ``out``; the path that ran is added to
+    ``paths``."""
     if index.size * fc.m < _SERIAL_WORK:
-        if not compiled_path(_deltas_block, index.size * fc.m * madds):
-            interpreted(_deltas_block)(0, 1, index, step, fc, tab, out)
-            return "numpy"
-        _deltas_block(0, 1, index, step, fc, tab, out)
+        choose(_deltas_block, index.size * fc.m * madds, paths)(0, 1, index, step, fc, tab, out)
     else:
         # numba.get_num_threads is read here: inside a kernel it would defeat caching.
         _deltas_kernel(min(index.size, 4 * numba.get_num_threads()), index, step, fc, tab, out)
-    return "compiled"
+        paths.add("compiled")

@@ -8,7 +8,7 @@ into many small requests (a progress bar, an iterative scheme) costs what one re
 
 import numpy as np
 
-from fastgc._engines.jit import compiled_path, interpreted
+from fastgc._engines.jit import choose
 from fastgc._network.complex_step import ComplexTangents
 from fastgc._network.coordinates import CoordinateTables
 from fastgc._network.crossings import kink_kernel
@@ -159,12 +159,7 @@ class NetworkState:
         if index.size:
             fc = self._forward.packed
             madds = int(np.sum(fc.dims[1:] * fc.dims[:-1]))
-            if compiled_path(kink_kernel, index.size * fc.m * madds):
-                kink_kernel(index, step, fc, out)
-                self._paths.add("compiled")
-            else:
-                interpreted(kink_kernel)(index, step, fc, out)
-                self._paths.add("numpy")
+            choose(kink_kernel, index.size * fc.m * madds, self._paths)(index, step, fc, out)
         return out
 
     @property
