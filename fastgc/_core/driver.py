@@ -271,7 +271,7 @@ def _measure_coordinates(scheme, evaluator, problem: Problem, index) -> Measured
         smooth = gap <= 0.1 * np.abs(analytic[index] - estimate.numeric)
     return Measured(layout.block_index(index), analytic[index], estimate.numeric,
                     estimate.error, kinked, consistent, smooth, inconclusive, low, high,
-                    tuple(getattr(estimate, "notes", ())))
+                    estimate.notes)
 
 
 class _CoordinateDiagnosis:

@@ -170,6 +170,7 @@ def central_at_edges(objective, index: np.ndarray, step: np.ndarray, names=None)
     theta = getattr(objective, "theta", None)
     step = np.array(step, dtype=np.float64)
     side = np.zeros(n)  # 0: both sides; +1 / -1: only that side is open
+    on_edge = np.zeros(n, dtype=bool)  # no finite point on one side at any distance
     shrunk = []
     for j in range(n):
         k, h = int(index[j]), float(step[j])
@@ -187,7 +188,7 @@ def central_at_edges(objective, index: np.ndarray, step: np.ndarray, names=None)
                 found = True
                 break
         if not found:
-            side[j] = -s  # theta on the edge: the other side only
+            side[j], on_edge[j] = -s, True  # theta on the edge: the other side only
             continue
         step[j] = DEFAULT_CENTRAL_STEP * t  # t: a finite point within 2x of the edge
         shrunk.append((j, -s, h))
@@ -222,10 +223,9 @@ def central_at_edges(objective, index: np.ndarray, step: np.ndarray, names=None)
             shrunk.remove((j, open_side, h))
     shrunk = [j for j, _, _ in shrunk]
     one = np.flatnonzero(side != 0)
-    for j in one:
-        if forward[j] == 0.0 and backward[j] == 0.0 and error[j] == 0.0:
-            numeric[j], error[j] = one_sided(int(index[j]), float(side[j] * step[j]))
-            forward[j] = backward[j] = numeric[j]
+    for j in np.flatnonzero(on_edge):
+        numeric[j], error[j] = one_sided(int(index[j]), float(side[j] * step[j]))
+        forward[j] = backward[j] = numeric[j]
     label = names if names is not None else (lambda i: f"coordinate {i}")
     notes = []
     if shrunk:

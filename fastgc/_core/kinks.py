@@ -55,7 +55,7 @@ def find_kinks(objective, scheme, analytic, index, estimate, threshold: float) -
     """
     failing = ~agree(analytic[index], estimate.numeric, estimate.error, threshold)
     suspects = scheme.kink_suspects(failing, estimate)
-    if getattr(estimate, "one_sided", None) is not None:
+    if estimate.one_sided is not None:
         suspects = suspects & ~estimate.one_sided  # no steps towards the closed side
     none = np.zeros(len(index), dtype=bool)
     sel = np.flatnonzero(suspects)
