@@ -269,8 +269,8 @@ def check(cost, grad, params, *args, eps=None, threshold=None, engine="auto",
             raise ValueError("method='complex' needs real parameters (it perturbs them along "
                              "i): with complex params use 'central' or 'richardson'")
         cost, grad, params = as_real(cost, grad, params, convention)
-    elif convention is not None and convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, not {convention!r}")
+    elif convention is not None:
+        one_of(convention, "convention", CONVENTIONS)
     plan, scheme, problem, workers, progress, max_memory = _validate(
         cost, grad, params, args, eps, threshold, engine, method, subset, directions, seed,
         budget, max_memory, progress, exclude, workers, bounds)

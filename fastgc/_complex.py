@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastgc._core.validate import one_of
+
 # the sign of the imaginary part of the analytic gradient, per convention
 CONVENTIONS = {"torch": 1.0, "jax": -1.0}
 
@@ -83,8 +85,7 @@ def as_real(cost, grad, params, convention):
             "parameters, or complex ones as (Re, Im) pairs given the gradient's convention: "
             "convention='torch' (grad = dJ/dRe + i dJ/dIm, as z.grad) or convention='jax' "
             "(dJ/dRe - i dJ/dIm, as jax.grad)")
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, not {convention!r}")
+    one_of(convention, "convention", CONVENTIONS)
     sign = CONVENTIONS[convention]
     template = params
 
